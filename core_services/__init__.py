@@ -1,0 +1,1 @@
+"""The payments and portfolio services: domain model, storage, HTTP entry points."""

@@ -1,0 +1,86 @@
+"""Who is calling: the admin (operator) or a customer, from a bearer token.
+
+Customer tokens are `nvt_<customer>_<nonce>_<mac>`: the MAC (keyed from the admin
+token) lets either service reject a forged token without a database read, and the
+payments service also keeps the token's SHA-256 so a token can be revoked. The
+plain token is shown once, at creation, and never stored or logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from core_services.problems import Problem
+
+_PREFIX = "nvt"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller; `customer_id` is None for the admin."""
+
+    customer_id: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.customer_id is None
+
+    @property
+    def scope(self) -> str:
+        """The namespace of this caller's idempotency keys."""
+        return self.customer_id or "admin"
+
+
+ADMIN = Principal(customer_id=None)
+
+
+class TokenAuthority:
+    """Issues and checks tokens; built once per process from the admin token."""
+
+    def __init__(self, admin_token: str) -> None:
+        self._admin_token = admin_token.encode()
+        self._mac_key = hmac.new(self._admin_token, b"nova customer token v1", hashlib.sha256).digest()
+
+    def issue(self, customer_id: str) -> str:
+        nonce = secrets.token_urlsafe(18).replace("_", "-")
+        return f"{_PREFIX}_{customer_id}_{nonce}_{self._mac(customer_id, nonce)}"
+
+    def authenticate(self, token: str | None) -> tuple[Principal, str]:
+        """The caller and the SHA-256 of its bearer token, or 401.
+
+        The digest is what the payments service looks up to honour revocation.
+        """
+        if not token:
+            raise Problem("unauthorized", headers={"WWW-Authenticate": "Bearer"})
+        if hmac.compare_digest(token.encode(), self._admin_token):
+            return ADMIN, ""
+        parts = token.split("_")
+        # customer ids themselves contain one underscore: cus_<id>
+        if len(parts) != 5 or parts[0] != _PREFIX:
+            raise Problem("unauthorized")
+        customer_id, nonce, mac = f"{parts[1]}_{parts[2]}", parts[3], parts[4]
+        if not hmac.compare_digest(mac, self._mac(customer_id, nonce)):
+            raise Problem("unauthorized")
+        return Principal(customer_id), token_digest(token)
+
+    def _mac(self, customer_id: str, nonce: str) -> str:
+        message = f"{customer_id}.{nonce}".encode()
+        return hmac.new(self._mac_key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def require_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise Problem("forbidden", "this call needs the admin token")
+
+
+def require_customer(principal: Principal) -> str:
+    if principal.customer_id is None:
+        raise Problem("forbidden", "this call needs a customer token")
+    return principal.customer_id

@@ -1,0 +1,216 @@
+"""Engines and transactions for SQLite (embedded default) and PostgreSQL.
+
+Writes are short transactions. On PostgreSQL row locks order them; on SQLite the
+whole database has one writer, so writers queue on a file lock (plus a thread lock
+inside the process) instead of SQLite's busy handler, which sleeps in steps of
+milliseconds and would wreck tail latency when several worker processes contend.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from core_services.problems import Problem
+
+Migration = Callable[[Connection], None]
+
+LOCK_NOT_AVAILABLE = "55P03"
+# Lock and statement timeouts, deadlocks, serialisation failures: retrying is the cure.
+_TRANSIENT_SQLSTATES = {LOCK_NOT_AVAILABLE, "57014", "40P01", "40001"}
+# Every lock wait on PostgreSQL is bounded, so one stuck transaction cannot stall a worker's pool.
+LOCK_TIMEOUT_MS = 2000
+
+
+class Database:
+    """One service's database: an engine plus the way writes are serialised."""
+
+    def __init__(self, url: str, *, pool_size: int = 16) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(url, pool_size)
+            self._write_lock: _WriterQueue | None = _WriterQueue(Path(self.engine.url.database or "nova.db"))
+        else:
+            self.engine = create_engine(
+                url.replace("postgresql://", "postgresql+psycopg://", 1),
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_timeout=5,
+                connect_args={"connect_timeout": 3, "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
+            )
+            self._write_lock = None
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A read-write transaction, committed when the block ends without an exception."""
+        with self._serialised(), self._translate_errors(), self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A read-only transaction that never blocks writers.
+
+        `snapshot` makes every statement see the same state on PostgreSQL too (SQLite
+        in WAL mode always reads one snapshot per transaction).
+        """
+        with self._translate_errors(), self.engine.connect() as conn:
+            if snapshot and not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except (DBAPIError, PoolTimeout):
+            return False
+
+    def migrate(self, metadata: MetaData, migrations: list[Migration]) -> None:
+        """Create the schema, then apply the migrations this database has not seen yet.
+
+        Safe to call from several processes at once: PostgreSQL takes an advisory
+        lock, SQLite the writer lock.
+        """
+        with self._serialised(), self.engine.connect() as conn, conn.begin():
+            if not self.is_sqlite:
+                conn.execute(text("SELECT pg_advisory_xact_lock(7357)"))
+            SCHEMA_VERSION.metadata.create_all(conn)
+            metadata.create_all(conn)
+            version = conn.execute(select(SCHEMA_VERSION.c.version)).scalar()
+            if version is None:
+                conn.execute(insert(SCHEMA_VERSION).values(version=len(migrations)))
+                return
+            for migration in migrations[version:]:
+                migration(conn)
+            conn.execute(SCHEMA_VERSION.update().values(version=len(migrations)))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _serialised(self) -> Iterator[None]:
+        if self._write_lock is None:
+            yield
+        else:
+            with self._write_lock:
+                yield
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except PoolTimeout:
+            raise Problem("database_unavailable", "no database connection free", headers={"Retry-After": "1"}) from None
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_unavailable(exc) or _sqlstate(exc) in _TRANSIENT_SQLSTATES:
+                raise Problem("database_unavailable", headers={"Retry-After": "1"}) from None
+            raise
+
+
+SCHEMA_VERSION = Table("nova_schema", MetaData(), Column("version", Integer, nullable=False))
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    message = str(exc.orig).lower()
+    return any(
+        marker in message
+        for marker in ("connection", "server closed", "terminating", "database is locked", "could not connect",
+                       "shutting down", "starting up", "recovery")
+    )
+
+
+def _sqlite_engine(url: str, pool_size: int) -> Engine:
+    database = url.split("///", 1)[1] if "///" in url else ""
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=5)
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # The driver must not open transactions on its own: we issue BEGIN below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL + synchronous=NORMAL: a committed transaction survives any process crash
+        # (SIGKILL included); only an OS crash can lose the last commits.
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000", "foreign_keys=ON"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+    return engine
+
+
+class _WriterQueue:
+    """SQLite's single-writer slot, shared by threads and by processes on one file."""
+
+    def __init__(self, database: Path) -> None:
+        self._path = Path(f"{database}.writer-lock")
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def _file(self) -> int:
+        # A forked worker must open its own descriptor: a shared one would share the lock.
+        if self._fd is None or self._pid != os.getpid():
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+
+def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; True if this call inserted the row."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    result = conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+    return result.rowcount == 1

@@ -1,0 +1,92 @@
+"""What both services' HTTP entry points share: body limits, error shapes, OpenAPI, health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core_services.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers, problem_schema
+
+log = logging.getLogger("nova.http")
+
+bearer = HTTPBearer(auto_error=False, description="Admin token or a customer token from POST /v1/customers")
+
+
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    return credentials.credentials if credentials else None
+
+
+class BodySizeLimit:
+    """Refuse bodies over `max_bytes` with 413 before the app reads them into memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            problem = Problem("payload_too_large", f"bodies are limited to {self.max_bytes} bytes")
+            await problem.response(scope.get("path"))(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise StarletteHTTPException(413)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def build_app(title: str, description: str, max_body_bytes: int) -> FastAPI:
+    app = FastAPI(title=title, description=description, version="1.0.0", docs_url=None, redoc_url=None)
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+
+    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return Problem("internal_error").response(request.url.path)
+
+    app.add_exception_handler(Exception, on_crash)
+    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
+    return app
+
+
+def add_health_routes(app: FastAPI, ready: Callable[[], bool]) -> None:
+    unavailable = {503: {"description": "`database_unavailable`",
+                         "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}}
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: the database answers", responses=unavailable)
+    def readyz() -> Any:
+        if not ready():
+            raise Problem("database_unavailable", headers={"Retry-After": "1"})
+        return {"status": "ready"}
+
+
+def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = problem_schema()
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+

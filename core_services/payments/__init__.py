@@ -1,0 +1,1 @@
+"""The payments service: customers, accounts, a double-entry ledger and idempotent payments."""

@@ -1,0 +1,207 @@
+"""HTTP entry point of the payments service: translates requests to use cases and back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core_services.auth import Principal, TokenAuthority
+from core_services.currencies import ISO_4217
+from core_services.database import Database
+from core_services.http import add_health_routes, bearer, bearer_token, build_app
+from core_services.idempotency import check_idempotency_key
+from core_services.payments.domain import MAX_AMOUNT_MINOR, StoredResponse
+from core_services.payments.service import PaymentsService
+from core_services.problems import PROBLEM_MEDIA_TYPE, error_responses
+from core_services.ratelimit import RateLimiter
+from core_services.settings import ServiceSettings
+
+AccountId = Annotated[str, Field(min_length=1, max_length=32)]
+AmountMinor = Annotated[int, Field(gt=0, lt=MAX_AMOUNT_MINOR, description="Integer minor units, e.g. cents")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Required; 1 to 255 characters, unique per intended operation"),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CurrencyCode(_Strict):
+    currency: Annotated[str, Field(pattern="^[A-Z]{3}$", description="ISO 4217 code")]
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, value: str) -> str:
+        if value not in ISO_4217:
+            raise ValueError(f"{value} is not an ISO 4217 currency code")
+        return value
+
+
+class NewCustomer(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Customer(BaseModel):
+    id: str
+    name: str
+    token: str = Field(description="Shown once; only its hash is stored")
+
+
+class NewAccount(CurrencyCode):
+    pass
+
+
+class AccountOut(BaseModel):
+    id: str
+    currency: str
+    balance_minor: int
+
+
+class NewDeposit(_Strict):
+    account_id: AccountId
+    amount_minor: AmountMinor
+
+
+class DepositOut(BaseModel):
+    id: str
+    status: str
+    account_id: str
+    amount_minor: int
+    currency: str
+    created_at: str
+
+
+class NewPayment(CurrencyCode):
+    from_account: AccountId
+    to_account: AccountId
+    amount_minor: AmountMinor
+    reference: Annotated[str | None, Field(max_length=140)] = None
+
+
+class PaymentOut(BaseModel):
+    id: str
+    status: str
+    from_account: str
+    to_account: str
+    amount_minor: int
+    currency: str
+    reference: str | None
+    created_at: str
+    kind: str | None = None
+
+
+class EntryOut(BaseModel):
+    id: int
+    payment_id: str
+    amount_minor: int
+    currency: str
+    created_at: str
+
+
+class EntriesPage(BaseModel):
+    data: list[EntryOut]
+    next_cursor: str | None
+
+
+class LedgerVerificationOut(BaseModel):
+    balanced: bool
+    sum_minor: dict[str, int]
+    negative_accounts: int
+    payments: int
+    entries: int
+    mismatched_balances: int
+
+
+_ALWAYS = ("unauthorized", "rate_limited", "internal_error", "database_unavailable")
+_BODY = ("malformed_json", "payload_too_large", "validation_error")
+_IDEMPOTENT = ("idempotency_key_missing", "idempotency_key_reused", "request_in_progress")
+
+
+def _caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    principal: Principal = request.app.state.service.authenticate(bearer_token(credentials))
+    request.app.state.limiter.admit(principal.scope)
+    return principal
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    settings = settings or ServiceSettings.from_env()
+    service = PaymentsService(Database(settings.payments_db, pool_size=settings.db_pool_size),
+                              TokenAuthority(settings.admin_token))
+    service.prepare()
+    limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app = build_app("Nova Payments", "Accounts, a double-entry ledger and idempotent payments.",
+                    settings.max_body_bytes)
+    app.state.service = service
+    app.state.limiter = limiter
+
+    @app.post("/v1/customers", status_code=201, response_model=Customer, tags=["customers"],
+              summary="Create a customer (admin); the token is shown once",
+              responses=error_responses(*_ALWAYS, *_BODY, "forbidden"))
+    def create_customer(body: NewCustomer, principal: Caller) -> Any:
+        return service.create_customer(principal, body.name)
+
+    @app.post("/v1/accounts", status_code=201, response_model=AccountOut, tags=["accounts"],
+              summary="Open an account for the calling customer",
+              responses=error_responses(*_ALWAYS, *_BODY, "forbidden"))
+    def open_account(body: NewAccount, principal: Caller) -> Any:
+        return service.open_account(principal, body.currency)
+
+    @app.get("/v1/accounts/{account_id}", response_model=AccountOut, tags=["accounts"],
+             responses=error_responses(*_ALWAYS, "account_not_found", "validation_error"))
+    def get_account(account_id: str, principal: Caller) -> Any:
+        return service.account(principal, account_id)
+
+    @app.get("/v1/accounts/{account_id}/entries", response_model=EntriesPage, tags=["accounts"],
+             summary="Ledger entries, newest first",
+             responses=error_responses(*_ALWAYS, "account_not_found", "validation_error"))
+    def list_entries(
+        account_id: str,
+        principal: Caller,
+        cursor: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> Any:
+        return service.entries(principal, account_id, cursor, limit)
+
+    @app.post("/v1/deposits", status_code=201, response_model=DepositOut, tags=["payments"],
+              summary="Fund an account from the platform's funding account (admin)",
+              responses=error_responses(*_ALWAYS, *_BODY, *_IDEMPOTENT, "forbidden", "account_not_found"))
+    def deposit(body: NewDeposit, principal: Caller, idempotency_key: IdempotencyKey = None) -> Any:
+        key = check_idempotency_key(idempotency_key)
+        return _answer(*service.deposit(principal, key, body.model_dump()))
+
+    @app.post("/v1/payments", status_code=201, response_model=PaymentOut, tags=["payments"],
+              summary="Move money from an account the caller owns",
+              responses=error_responses(*_ALWAYS, *_BODY, *_IDEMPOTENT, "account_not_found", "insufficient_funds",
+                                        "currency_mismatch", "same_account"))
+    def pay(body: NewPayment, principal: Caller, idempotency_key: IdempotencyKey = None) -> Any:
+        key = check_idempotency_key(idempotency_key)
+        return _answer(*service.pay(principal, key, body.model_dump()))
+
+    @app.get("/v1/payments/{payment_id}", response_model=PaymentOut, tags=["payments"],
+             responses=error_responses(*_ALWAYS, "payment_not_found", "validation_error"))
+    def get_payment(payment_id: str, principal: Caller) -> Any:
+        return service.payment(principal, payment_id)
+
+    @app.get("/v1/ledger/verify", response_model=LedgerVerificationOut, tags=["ledger"],
+             summary="Check the double-entry invariants (admin)",
+             responses=error_responses(*_ALWAYS, "forbidden"))
+    def verify(principal: Caller) -> Any:
+        return service.verify(principal).as_json()
+
+    add_health_routes(app, service.db.ping)
+    return app
+
+
+def _answer(response: StoredResponse, replayed: bool) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    media_type = PROBLEM_MEDIA_TYPE if response.status >= 400 else "application/json"
+    return JSONResponse(response.body, status_code=response.status, headers=headers, media_type=media_type)

@@ -1,0 +1,242 @@
+"""Payments use cases: each one a single transaction that commits all of its writes or none."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+from core_services import ids
+from core_services.auth import Principal, TokenAuthority, require_admin, require_customer
+from core_services.clock import utc_now
+from core_services.database import LOCK_NOT_AVAILABLE, Database
+from core_services.idempotency import InFlightKeys
+from core_services.payments import ledger_store as store
+from core_services.payments.domain import (
+    Account,
+    LedgerRuleViolation,
+    LedgerVerification,
+    StoredResponse,
+    check_currency,
+    plan_transfer,
+    replay,
+    request_fingerprint,
+    verify_ledger,
+)
+from core_services.payments.schema import MIGRATIONS, metadata
+from core_services.problems import Problem
+
+Outcome = tuple[int, dict[str, Any]]
+_TOKEN_CACHE_SECONDS = 60.0
+
+
+class IdempotentReplay(Exception):
+    """Raised inside a write to leave the transaction and answer with a stored response."""
+
+    def __init__(self, stored: StoredResponse) -> None:
+        self.stored = stored
+
+
+class PaymentsService:
+    def __init__(self, database: Database, tokens: TokenAuthority) -> None:
+        self.db = database
+        self.tokens = tokens
+        self.in_flight = InFlightKeys()
+        self._known_tokens: dict[str, tuple[str, float]] = {}
+
+    def prepare(self) -> None:
+        self.db.migrate(metadata, MIGRATIONS)
+
+    # -- callers -----------------------------------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> Principal:
+        principal, digest = self.tokens.authenticate(token)
+        if principal.is_admin:
+            return principal
+        cached = self._known_tokens.get(digest)
+        if cached is None or cached[1] < time.monotonic():
+            with self.db.read() as conn:
+                customer_id = store.customer_for_token(conn, digest)
+            if customer_id != principal.customer_id:
+                raise Problem("unauthorized")
+            self._known_tokens[digest] = (principal.customer_id or "", time.monotonic() + _TOKEN_CACHE_SECONDS)
+        return principal
+
+    def create_customer(self, principal: Principal, name: str) -> dict[str, Any]:
+        require_admin(principal)
+        customer_id = ids.new_id("cus")
+        token = self.tokens.issue(customer_id)
+        with self.db.write() as conn:
+            store.add_customer(conn, customer_id, name, hashlib.sha256(token.encode()).hexdigest(), utc_now())
+        return {"id": customer_id, "name": name, "token": token}
+
+    # -- accounts ----------------------------------------------------------------------------------
+
+    def open_account(self, principal: Principal, currency: str) -> dict[str, Any]:
+        customer_id = require_customer(principal)
+        _check(check_currency, currency)
+        with self.db.write() as conn:
+            account = store.add_account(conn, ids.new_id("acc"), customer_id, currency, utc_now())
+        return _account_json(account)
+
+    def account(self, principal: Principal, account_id: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            return _account_json(_owned(principal, store.find_account(conn, account_id)))
+
+    def entries(self, principal: Principal, account_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
+        before = _decode_cursor(cursor)
+        with self.db.read() as conn:
+            _owned(principal, store.find_account(conn, account_id))
+            rows = store.account_entries(conn, account_id, before, limit + 1)
+        page = rows[:limit]
+        return {
+            "data": [
+                {"id": row["id"], "payment_id": row["payment_id"], "amount_minor": row["amount_minor"],
+                 "currency": row["currency"], "created_at": row["created_at"]}
+                for row in page
+            ],
+            "next_cursor": _encode_cursor(page[-1]["id"]) if len(rows) > limit else None,
+        }
+
+    # -- money movement ----------------------------------------------------------------------------
+
+    def deposit(self, principal: Principal, key: str, body: dict[str, Any]) -> tuple[StoredResponse, bool]:
+        require_admin(principal)
+
+        def perform(conn: Connection) -> Outcome:
+            now = utc_now()
+            target = store.find_account(conn, body["account_id"])
+            if target is None or target.is_funding:
+                raise LedgerRuleViolation("account_not_found", f"no account {body['account_id']}")
+            funding = store.funding_account(conn, target.currency, now)
+            locked = store.locked_accounts(conn, [funding.id, target.id])
+            transfer = plan_transfer(locked[funding.id], locked[target.id], body["amount_minor"], target.currency)
+            payment_id = ids.new_id("pay")
+            store.post_transfer(conn, payment_id, "deposit", transfer, None, now)
+            return 201, {"id": payment_id, "status": "settled", "account_id": target.id,
+                         "amount_minor": transfer.amount_minor, "currency": transfer.currency, "created_at": now}
+
+        return self._idempotent(principal, key, "deposit", body, perform)
+
+    def pay(self, principal: Principal, key: str, body: dict[str, Any]) -> tuple[StoredResponse, bool]:
+        def perform(conn: Connection) -> Outcome:
+            now = utc_now()
+            locked = store.locked_accounts(conn, [body["from_account"], body["to_account"]])
+            source = _owned(principal, locked.get(body["from_account"]))
+            target = locked.get(body["to_account"])
+            if target is None or target.is_funding:
+                raise LedgerRuleViolation("account_not_found", f"no account {body['to_account']}")
+            transfer = plan_transfer(source, target, body["amount_minor"], body["currency"])
+            payment_id = ids.new_id("pay")
+            store.post_transfer(conn, payment_id, "payment", transfer, body.get("reference"), now)
+            return 201, {"id": payment_id, "status": "settled", "from_account": source.id, "to_account": target.id,
+                         "amount_minor": transfer.amount_minor, "currency": transfer.currency,
+                         "reference": body.get("reference"), "created_at": now}
+
+        return self._idempotent(principal, key, "payment", body, perform)
+
+    def payment(self, principal: Principal, payment_id: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = store.find_payment(conn, payment_id)
+            if row is None:
+                raise Problem("payment_not_found")
+            if not principal.is_admin:
+                owners = {store.find_account(conn, row["from_account"]), store.find_account(conn, row["to_account"])}
+                if not any(account and account.customer_id == principal.customer_id for account in owners):
+                    raise Problem("payment_not_found")
+        return {"id": row["id"], "kind": row["kind"], "status": row["status"], "from_account": row["from_account"],
+                "to_account": row["to_account"], "amount_minor": row["amount_minor"], "currency": row["currency"],
+                "reference": row["reference"], "created_at": row["created_at"]}
+
+    def verify(self, principal: Principal) -> LedgerVerification:
+        require_admin(principal)
+        with self.db.read(snapshot=True) as conn:
+            totals = store.ledger_totals(conn)
+        return verify_ledger(**totals)
+
+    # -- idempotency -------------------------------------------------------------------------------
+
+    def _idempotent(
+        self, principal: Principal, key: str, operation: str, body: dict[str, Any],
+        perform: Callable[[Connection], Outcome],
+    ) -> tuple[StoredResponse, bool]:
+        """Run `perform` once per (caller, key); every retry gets the first response.
+
+        Rule violations are answers too, and are stored: a retry of a payment refused
+        for insufficient funds is refused again, as Stripe does. Server errors are not
+        stored: their transaction rolled back, so a retry may run afresh.
+        """
+        fingerprint = request_fingerprint(operation, body)
+        with self.in_flight.claim(principal.scope, key):
+            try:
+                with self.db.write() as conn:
+                    if not self.db.is_sqlite:
+                        _queue_behind_duplicates(conn, principal.scope, key)
+                    stored = store.stored_response(conn, principal.scope, key)
+                    if stored is not None:
+                        raise IdempotentReplay(stored)
+                    response = StoredResponse(fingerprint, *_outcome(perform, conn))
+                    store.store_response(conn, principal.scope, key, response, utc_now())
+                    return response, False
+            except IdempotentReplay as replayed:
+                return _check(replay, replayed.stored, fingerprint), True
+
+
+def _outcome(perform: Callable[[Connection], Outcome], conn: Connection) -> Outcome:
+    try:
+        return perform(conn)
+    except LedgerRuleViolation as violation:
+        problem = Problem(violation.code, violation.detail)
+    except Problem as raised:
+        if raised.status >= 500:
+            raise
+        problem = raised
+    return problem.status, problem.body()
+
+
+def _check(rule: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return rule(*args)
+    except LedgerRuleViolation as violation:
+        raise Problem(violation.code, violation.detail) from None
+
+
+def _owned(principal: Principal, account: Account | None) -> Account:
+    """The account if the caller may use it; others' accounts are indistinguishable from missing ones."""
+    if account is None or account.is_funding or not (principal.is_admin or account.customer_id == principal.customer_id):
+        raise Problem("account_not_found")
+    return account
+
+
+def _account_json(account: Account) -> dict[str, Any]:
+    return {"id": account.id, "currency": account.currency, "balance_minor": account.balance_minor}
+
+
+def _queue_behind_duplicates(conn: Connection, scope: str, key: str) -> None:
+    """Duplicates in other processes wait here (up to the lock timeout), not on the accounts."""
+    lock_key = int.from_bytes(hashlib.sha256(f"{scope}\0{key}".encode()).digest()[:8], "big", signed=True)
+    try:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise Problem("request_in_progress", headers={"Retry-After": "1"}) from None
+        raise
+
+
+def _encode_cursor(entry_id: int) -> str:
+    return base64.urlsafe_b64encode(str(entry_id).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise Problem("validation_error", "cursor is not one this API returned") from None
+

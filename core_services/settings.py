@@ -1,0 +1,90 @@
+"""One typed settings object per service process, read from the environment.
+
+`nova serve` turns its flags into these variables before it starts the workers, so a
+worker started by any supervisor (uvicorn, Kubernetes) is configured the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(".nova")
+DEFAULT_PAYMENTS_PORT = 8001
+DEFAULT_PORTFOLIO_PORT = 8002
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    data_dir: Path
+    admin_token: str
+    payments_db: str
+    portfolio_db: str
+    payments_url: str
+    market_seed: int
+    db_pool_size: int
+    max_body_bytes: int
+    rate_limit_per_second: float
+    rate_limit_burst: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> ServiceSettings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("NOVA_DATA_DIR", str(DEFAULT_DATA_DIR)))
+        return cls(
+            data_dir=data_dir,
+            admin_token=env.get("NOVA_ADMIN_TOKEN") or read_or_create_admin_token(data_dir),
+            payments_db=database_url(env.get("NOVA_PAYMENTS_DB"), data_dir / "payments.db"),
+            portfolio_db=database_url(env.get("NOVA_PORTFOLIO_DB"), data_dir / "portfolio.db"),
+            payments_url=env.get("NOVA_PAYMENTS_URL", f"http://127.0.0.1:{DEFAULT_PAYMENTS_PORT}"),
+            market_seed=_int(env, "NOVA_MARKET_SEED", 42),
+            db_pool_size=_int(env, "NOVA_DB_POOL_SIZE", 16),
+            max_body_bytes=_int(env, "NOVA_MAX_BODY_BYTES", 64 * 1024),
+            rate_limit_per_second=float(_int(env, "NOVA_RATE_LIMIT", 5000)),
+            rate_limit_burst=_int(env, "NOVA_RATE_BURST", 10000),
+        )
+
+
+def database_url(given: str | None, sqlite_file: Path) -> str:
+    """A `postgresql://` or `sqlite://` URL; anything else is refused before start."""
+    if not given:
+        return f"sqlite:///{sqlite_file}"
+    if given.startswith(("postgresql://", "postgresql+psycopg://", "sqlite://")):
+        return given
+    raise SettingsError(f"database URL must start with postgresql:// or sqlite://, got {given.split(':')[0]}:")
+
+
+def read_or_create_admin_token(data_dir: Path) -> str:
+    """The admin token of this data dir, generated on first use and readable only by its owner."""
+    path = data_dir / "admin-token"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # Written aside and linked into place, so a concurrent reader never sees half a token.
+    draft = data_dir / f".admin-token.{os.getpid()}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text().strip()
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None

@@ -1,0 +1,1 @@
+"""Tracing, metrics and logging shared by the services; knows nothing of payments."""
