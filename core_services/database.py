@@ -46,7 +46,7 @@ LOCK_TIMEOUT_MS = 2000
 class Database:
     """One service's database: an engine plus the way writes are serialised."""
 
-    def __init__(self, url: str, *, pool_size: int = 16) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -56,7 +56,7 @@ class Database:
             self.engine = create_engine(
                 url.replace("postgresql://", "postgresql+psycopg://", 1),
                 pool_size=pool_size,
-                max_overflow=pool_size,
+                max_overflow=pool_size // 2,
                 pool_timeout=5,
                 connect_args={"connect_timeout": 3, "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
             )
@@ -154,7 +154,7 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
     database = url.split("///", 1)[1] if "///" in url else ""
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=5)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size // 2, pool_timeout=5)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:

@@ -44,7 +44,7 @@ class ServiceSettings:
             portfolio_db=database_url(env.get("NOVA_PORTFOLIO_DB"), data_dir / "portfolio.db"),
             payments_url=env.get("NOVA_PAYMENTS_URL", f"http://127.0.0.1:{DEFAULT_PAYMENTS_PORT}"),
             market_seed=_int(env, "NOVA_MARKET_SEED", 42),
-            db_pool_size=_int(env, "NOVA_DB_POOL_SIZE", 16),
+            db_pool_size=_int(env, "NOVA_DB_POOL_SIZE", 10),
             max_body_bytes=_int(env, "NOVA_MAX_BODY_BYTES", 64 * 1024),
             rate_limit_per_second=float(_int(env, "NOVA_RATE_LIMIT", 5000)),
             rate_limit_burst=_int(env, "NOVA_RATE_BURST", 10000),
