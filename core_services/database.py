@@ -9,13 +9,16 @@ milliseconds and would wreck tail latency when several worker processes contend.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import (
     Column,
     Connection,
@@ -29,12 +32,14 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from core_services.problems import Problem
 
 Migration = Callable[[Connection], None]
+T = TypeVar("T")
 
 LOCK_NOT_AVAILABLE = "55P03"
 # Lock and statement timeouts, deadlocks, serialisation failures: retrying is the cure.
@@ -83,6 +88,17 @@ class Database:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 yield conn
+
+    async def offload(self, work: Callable[..., T], *args: Any) -> T:
+        """Run blocking database work from async code.
+
+        SQLite work is sub-millisecond and single-writer anyway, so it runs on the
+        event loop and skips two thread hand-offs; PostgreSQL work waits on the
+        network, so it runs in a worker thread while the loop serves others.
+        """
+        if self.is_sqlite:
+            return work(*args)
+        return await anyio.to_thread.run_sync(functools.partial(work, *args))
 
     def ping(self) -> bool:
         try:
@@ -145,8 +161,16 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     message = str(exc.orig).lower()
     return any(
         marker in message
-        for marker in ("connection", "server closed", "terminating", "database is locked", "could not connect",
-                       "shutting down", "starting up", "recovery")
+        for marker in (
+            "connection",
+            "server closed",
+            "terminating",
+            "database is locked",
+            "could not connect",
+            "shutting down",
+            "starting up",
+            "recovery",
+        )
     )
 
 
@@ -206,11 +230,25 @@ class _WriterQueue:
         return self._fd
 
 
+class Sql:
+    """A hot-path statement, written once with `:name` parameters, run on the raw driver cursor.
+
+    SQLAlchemy's per-statement machinery cost more than the database work on the
+    payment path; the drivers differ only in how a parameter is written.
+    """
+
+    def __init__(self, statement: str) -> None:
+        self.by_dialect = {"sqlite": statement, "postgresql": re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)}
+
+    def run(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """Execute inside `conn`'s transaction; returns the DB-API cursor."""
+        cursor = conn.connection.cursor()
+        cursor.execute(self.by_dialect[conn.dialect.name], params)
+        return cursor
+
+
 def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True if this call inserted the row."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    result = conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+    statement = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    result = conn.execute(statement.values(**values).on_conflict_do_nothing())
     return result.rowcount == 1

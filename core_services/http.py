@@ -68,11 +68,15 @@ def build_app(title: str, description: str, max_body_bytes: int) -> FastAPI:
 
 
 def add_health_routes(app: FastAPI, ready: Callable[[], bool]) -> None:
-    unavailable = {503: {"description": "`database_unavailable`",
-                         "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}}
+    unavailable: dict[int | str, dict[str, Any]] = {
+        503: {
+            "description": "`database_unavailable`",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    }
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], summary="Readiness: the database answers", responses=unavailable)
@@ -88,5 +92,3 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
         schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = problem_schema()
         app.openapi_schema = schema
     return app.openapi_schema
-
-

@@ -60,8 +60,12 @@ class Problem(Exception):
         super().__init__(detail or self.title)
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": f"https://nova.dev/problems/{self.code.replace('_', '-')}",
-                                "title": self.title, "status": self.status, "code": self.code}
+        body: dict[str, Any] = {
+            "type": f"https://nova.dev/problems/{self.code.replace('_', '-')}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+        }
         if self.detail:
             body["detail"] = self.detail
         body.update(self.extensions)
@@ -120,12 +124,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = [_validation_error(error) for error in exc.errors()]
         if any(error["type"] == "json_invalid" for error in errors):
             return Problem("malformed_json").response(request.url.path)
-        return Problem("validation_error", errors[0]["message"] if errors else None,
-                       errors=errors).response(request.url.path)
+        return Problem("validation_error", errors[0]["message"] if errors else None, errors=errors).response(
+            request.url.path
+        )
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = _HTTP_STATUS_CODES.get(exc.status_code, "validation_error" if exc.status_code < 500 else "internal_error")
+        code = _HTTP_STATUS_CODES.get(
+            exc.status_code, "validation_error" if exc.status_code < 500 else "internal_error"
+        )
         return Problem(code).response(request.url.path)
 
     app.add_exception_handler(Problem, on_problem)

@@ -26,8 +26,9 @@ def make_settings(tmp_path: Path) -> Callable[..., ServiceSettings]:
     """Settings for an in-process service over SQLite files in a fresh folder, or the given URLs."""
 
     def make(**env: str) -> ServiceSettings:
-        return ServiceSettings.from_env({"NOVA_DATA_DIR": str(tmp_path / "data"), "NOVA_ADMIN_TOKEN": ADMIN_TOKEN,
-                                         **env})
+        return ServiceSettings.from_env(
+            {"NOVA_DATA_DIR": str(tmp_path / "data"), "NOVA_ADMIN_TOKEN": ADMIN_TOKEN, **env}
+        )
 
     return make
 

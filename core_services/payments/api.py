@@ -123,7 +123,9 @@ _BODY = ("malformed_json", "payload_too_large", "validation_error")
 _IDEMPOTENT = ("idempotency_key_missing", "idempotency_key_reused", "request_in_progress")
 
 
-def _caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+async def _caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
     principal: Principal = request.app.state.service.authenticate(bearer_token(credentials))
     request.app.state.limiter.admit(principal.scope)
     return principal
@@ -132,70 +134,120 @@ def _caller(request: Request, credentials: Annotated[HTTPAuthorizationCredential
 Caller = Annotated[Principal, Depends(_caller)]
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+def worker_app() -> FastAPI:
+    """The app of one server worker: settings from the environment, schema already migrated."""
+    return create_app(migrate=False)
+
+
+def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True) -> FastAPI:
     settings = settings or ServiceSettings.from_env()
-    service = PaymentsService(Database(settings.payments_db, pool_size=settings.db_pool_size),
-                              TokenAuthority(settings.admin_token))
-    service.prepare()
+    db = Database(settings.payments_db, pool_size=settings.db_pool_size)
+    service = PaymentsService(db, TokenAuthority(settings.admin_token))
+    if migrate:
+        service.prepare()
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    app = build_app("Nova Payments", "Accounts, a double-entry ledger and idempotent payments.",
-                    settings.max_body_bytes)
+    app = build_app(
+        "Nova Payments", "Accounts, a double-entry ledger and idempotent payments.", settings.max_body_bytes
+    )
     app.state.service = service
     app.state.limiter = limiter
 
-    @app.post("/v1/customers", status_code=201, response_model=Customer, tags=["customers"],
-              summary="Create a customer (admin); the token is shown once",
-              responses=error_responses(*_ALWAYS, *_BODY, "forbidden"))
-    def create_customer(body: NewCustomer, principal: Caller) -> Any:
-        return service.create_customer(principal, body.name)
+    @app.post(
+        "/v1/customers",
+        status_code=201,
+        response_model=Customer,
+        tags=["customers"],
+        summary="Create a customer (admin); the token is shown once",
+        responses=error_responses(*_ALWAYS, *_BODY, "forbidden"),
+    )
+    async def create_customer(body: NewCustomer, principal: Caller) -> Any:
+        return await db.offload(service.create_customer, principal, body.name)
 
-    @app.post("/v1/accounts", status_code=201, response_model=AccountOut, tags=["accounts"],
-              summary="Open an account for the calling customer",
-              responses=error_responses(*_ALWAYS, *_BODY, "forbidden"))
-    def open_account(body: NewAccount, principal: Caller) -> Any:
-        return service.open_account(principal, body.currency)
+    @app.post(
+        "/v1/accounts",
+        status_code=201,
+        response_model=AccountOut,
+        tags=["accounts"],
+        summary="Open an account for the calling customer",
+        responses=error_responses(*_ALWAYS, *_BODY, "forbidden"),
+    )
+    async def open_account(body: NewAccount, principal: Caller) -> Any:
+        return await db.offload(service.open_account, principal, body.currency)
 
-    @app.get("/v1/accounts/{account_id}", response_model=AccountOut, tags=["accounts"],
-             responses=error_responses(*_ALWAYS, "account_not_found", "validation_error"))
-    def get_account(account_id: str, principal: Caller) -> Any:
-        return service.account(principal, account_id)
+    @app.get(
+        "/v1/accounts/{account_id}",
+        response_model=AccountOut,
+        tags=["accounts"],
+        responses=error_responses(*_ALWAYS, "account_not_found", "validation_error"),
+    )
+    async def get_account(account_id: str, principal: Caller) -> Any:
+        return await db.offload(service.account, principal, account_id)
 
-    @app.get("/v1/accounts/{account_id}/entries", response_model=EntriesPage, tags=["accounts"],
-             summary="Ledger entries, newest first",
-             responses=error_responses(*_ALWAYS, "account_not_found", "validation_error"))
-    def list_entries(
+    @app.get(
+        "/v1/accounts/{account_id}/entries",
+        response_model=EntriesPage,
+        tags=["accounts"],
+        summary="Ledger entries, newest first",
+        responses=error_responses(*_ALWAYS, "account_not_found", "validation_error"),
+    )
+    async def list_entries(
         account_id: str,
         principal: Caller,
         cursor: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Any:
-        return service.entries(principal, account_id, cursor, limit)
+        return await db.offload(service.entries, principal, account_id, cursor, limit)
 
-    @app.post("/v1/deposits", status_code=201, response_model=DepositOut, tags=["payments"],
-              summary="Fund an account from the platform's funding account (admin)",
-              responses=error_responses(*_ALWAYS, *_BODY, *_IDEMPOTENT, "forbidden", "account_not_found"))
-    def deposit(body: NewDeposit, principal: Caller, idempotency_key: IdempotencyKey = None) -> Any:
+    @app.post(
+        "/v1/deposits",
+        status_code=201,
+        response_model=DepositOut,
+        tags=["payments"],
+        summary="Fund an account from the platform's funding account (admin)",
+        responses=error_responses(*_ALWAYS, *_BODY, *_IDEMPOTENT, "forbidden", "account_not_found"),
+    )
+    async def deposit(body: NewDeposit, principal: Caller, idempotency_key: IdempotencyKey = None) -> Any:
         key = check_idempotency_key(idempotency_key)
-        return _answer(*service.deposit(principal, key, body.model_dump()))
+        return _answer(*await db.offload(service.deposit, principal, key, body.model_dump()))
 
-    @app.post("/v1/payments", status_code=201, response_model=PaymentOut, tags=["payments"],
-              summary="Move money from an account the caller owns",
-              responses=error_responses(*_ALWAYS, *_BODY, *_IDEMPOTENT, "account_not_found", "insufficient_funds",
-                                        "currency_mismatch", "same_account"))
-    def pay(body: NewPayment, principal: Caller, idempotency_key: IdempotencyKey = None) -> Any:
+    @app.post(
+        "/v1/payments",
+        status_code=201,
+        response_model=PaymentOut,
+        tags=["payments"],
+        summary="Move money from an account the caller owns",
+        responses=error_responses(
+            *_ALWAYS,
+            *_BODY,
+            *_IDEMPOTENT,
+            "account_not_found",
+            "insufficient_funds",
+            "currency_mismatch",
+            "same_account",
+        ),
+    )
+    async def pay(body: NewPayment, principal: Caller, idempotency_key: IdempotencyKey = None) -> Any:
         key = check_idempotency_key(idempotency_key)
-        return _answer(*service.pay(principal, key, body.model_dump()))
+        return _answer(*await db.offload(service.pay, principal, key, body.model_dump()))
 
-    @app.get("/v1/payments/{payment_id}", response_model=PaymentOut, tags=["payments"],
-             responses=error_responses(*_ALWAYS, "payment_not_found", "validation_error"))
-    def get_payment(payment_id: str, principal: Caller) -> Any:
-        return service.payment(principal, payment_id)
+    @app.get(
+        "/v1/payments/{payment_id}",
+        response_model=PaymentOut,
+        tags=["payments"],
+        responses=error_responses(*_ALWAYS, "payment_not_found", "validation_error"),
+    )
+    async def get_payment(payment_id: str, principal: Caller) -> Any:
+        return await db.offload(service.payment, principal, payment_id)
 
-    @app.get("/v1/ledger/verify", response_model=LedgerVerificationOut, tags=["ledger"],
-             summary="Check the double-entry invariants (admin)",
-             responses=error_responses(*_ALWAYS, "forbidden"))
-    def verify(principal: Caller) -> Any:
-        return service.verify(principal).as_json()
+    @app.get(
+        "/v1/ledger/verify",
+        response_model=LedgerVerificationOut,
+        tags=["ledger"],
+        summary="Check the double-entry invariants (admin)",
+        responses=error_responses(*_ALWAYS, "forbidden"),
+    )
+    async def verify(principal: Caller) -> Any:
+        return (await db.offload(service.verify, principal)).as_json()
 
     add_health_routes(app, service.db.ping)
     return app

@@ -151,6 +151,10 @@ def verify_ledger(
         and mismatched_balances == 0
     )
     return LedgerVerification(
-        balanced, dict(sorted(sum_by_currency.items())), negative_customer_accounts, payments, entries,
+        balanced,
+        dict(sorted(sum_by_currency.items())),
+        negative_customer_accounts,
+        payments,
+        entries,
         mismatched_balances,
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, and_, func, insert, select
 
-from core_services.database import insert_if_absent
+from core_services.database import Sql, insert_if_absent
 from core_services.payments.domain import Account, StoredResponse, Transfer
-from core_services.payments.schema import accounts, customers, entries, idempotency_keys, payments
+from core_services.payments.schema import accounts, customers, entries, payments
 
 FUNDING_PREFIX = "acc_funding"
 
@@ -24,8 +24,9 @@ def customer_for_token(conn: Connection, token_sha256: str) -> str | None:
 
 def add_account(conn: Connection, account_id: str, customer_id: str, currency: str, now: str) -> Account:
     conn.execute(
-        insert(accounts).values(id=account_id, customer_id=customer_id, currency=currency, balance_minor=0,
-                                created_at=now)
+        insert(accounts).values(
+            id=account_id, customer_id=customer_id, currency=currency, balance_minor=0, created_at=now
+        )
     )
     return Account(account_id, customer_id, currency, 0)
 
@@ -33,10 +34,12 @@ def add_account(conn: Connection, account_id: str, customer_id: str, currency: s
 def funding_account(conn: Connection, currency: str, now: str) -> Account:
     """The platform's account that deposits in `currency` come from, made on first use."""
     account_id = f"{FUNDING_PREFIX}{currency.lower()}"
-    insert_if_absent(conn, accounts, {"id": account_id, "customer_id": None, "currency": currency,
-                                      "balance_minor": 0, "created_at": now})
-    found = locked_accounts(conn, [account_id])
-    return found[account_id]
+    insert_if_absent(
+        conn,
+        accounts,
+        {"id": account_id, "customer_id": None, "currency": currency, "balance_minor": 0, "created_at": now},
+    )
+    return locked_accounts(conn, [account_id])[account_id]
 
 
 def find_account(conn: Connection, account_id: str) -> Account | None:
@@ -44,39 +47,57 @@ def find_account(conn: Connection, account_id: str) -> Account | None:
     return _account(row) if row else None
 
 
+# The payment path's statements: plain SQL that both dialects accept as written
+# (ON CONFLICT and multi-row VALUES included). Only PostgreSQL gets FOR UPDATE: on
+# SQLite the single writer already excludes every other transaction.
+_ACCOUNTS = "SELECT id, customer_id, currency, balance_minor FROM accounts WHERE id IN (:a, :b) ORDER BY id"
+_LOCK_ACCOUNTS = {"sqlite": Sql(_ACCOUNTS), "postgresql": Sql(_ACCOUNTS + " FOR UPDATE")}
+_MOVE_BALANCES = Sql(
+    "UPDATE accounts SET balance_minor = balance_minor + CASE WHEN id = :source THEN -:amount ELSE :amount END"
+    " WHERE id IN (:source, :target)"
+    # re-checked in the statement itself: the ledger never trusts an earlier read
+    " AND (id = :target OR customer_id IS NULL OR balance_minor >= :amount)"
+)
+_INSERT_PAYMENT = Sql(
+    "INSERT INTO payments (id, kind, from_account, to_account, amount_minor, currency, reference, status,"
+    " created_at) VALUES (:id, :kind, :source, :target, :amount, :currency, :reference, 'settled', :now)"
+)
+_INSERT_ENTRIES = Sql(
+    "INSERT INTO entries (payment_id, account_id, amount_minor, currency, created_at) VALUES"
+    " (:id, :source, -:amount, :currency, :now), (:id, :target, :amount, :currency, :now)"
+)
+_STORED_RESPONSE = Sql("SELECT fingerprint, status, body FROM idempotency_keys WHERE scope = :scope AND key = :key")
+_STORE_RESPONSE = Sql(
+    "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at)"
+    " VALUES (:scope, :key, :fingerprint, :status, :body, :now) ON CONFLICT DO NOTHING"
+)
+
+
 def locked_accounts(conn: Connection, account_ids: list[str]) -> dict[str, Account]:
     """The accounts, row-locked in id order so two opposite payments cannot deadlock."""
-    query = select(accounts).where(accounts.c.id.in_(sorted(set(account_ids)))).order_by(accounts.c.id)
-    rows = conn.execute(query.with_for_update()).mappings().all()
-    return {row["id"]: _account(row) for row in rows}
+    first, second = (account_ids * 2)[:2]
+    rows = _LOCK_ACCOUNTS[conn.dialect.name].run(conn, {"a": first, "b": second}).fetchall()
+    return {row[0]: Account(row[0], row[1], row[2], int(row[3])) for row in rows}
 
 
-def post_transfer(conn: Connection, payment_id: str, kind: str, transfer: Transfer, reference: str | None,
-                  now: str) -> None:
+def post_transfer(
+    conn: Connection, payment_id: str, kind: str, transfer: Transfer, reference: str | None, now: str
+) -> None:
     """Write the payment, its two entries, and both balances."""
-    debit = update(accounts).where(accounts.c.id == transfer.from_account.id)
-    if not transfer.from_account.is_funding:
-        # Re-checked in the statement itself: the ledger never trusts an earlier read.
-        debit = debit.where(accounts.c.balance_minor >= transfer.amount_minor)
-    if conn.execute(debit.values(balance_minor=accounts.c.balance_minor - transfer.amount_minor)).rowcount != 1:
+    params = {
+        "id": payment_id,
+        "kind": kind,
+        "source": transfer.from_account.id,
+        "target": transfer.to_account.id,
+        "amount": transfer.amount_minor,
+        "currency": transfer.currency,
+        "reference": reference,
+        "now": now,
+    }
+    if _MOVE_BALANCES.run(conn, params).rowcount != 2:
         raise RuntimeError(f"debit of {transfer.from_account.id} lost its balance check")
-    conn.execute(
-        update(accounts)
-        .where(accounts.c.id == transfer.to_account.id)
-        .values(balance_minor=accounts.c.balance_minor + transfer.amount_minor)
-    )
-    conn.execute(
-        insert(payments).values(
-            id=payment_id, kind=kind, from_account=transfer.from_account.id, to_account=transfer.to_account.id,
-            amount_minor=transfer.amount_minor, currency=transfer.currency, reference=reference,
-            status="settled", created_at=now,
-        )
-    )
-    conn.execute(
-        insert(entries),
-        [{"payment_id": payment_id, "account_id": entry.account_id, "amount_minor": entry.amount_minor,
-          "currency": entry.currency, "created_at": now} for entry in transfer.entries()],
-    )
+    _INSERT_PAYMENT.run(conn, params)
+    _INSERT_ENTRIES.run(conn, params)
 
 
 def find_payment(conn: Connection, payment_id: str) -> RowMapping | None:
@@ -91,28 +112,30 @@ def account_entries(conn: Connection, account_id: str, before_id: int | None, li
 
 
 def stored_response(conn: Connection, scope: str, key: str) -> StoredResponse | None:
-    row = conn.execute(
-        select(idempotency_keys.c.fingerprint, idempotency_keys.c.status, idempotency_keys.c.body).where(
-            and_(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
-        )
-    ).first()
-    return StoredResponse(row.fingerprint, row.status, json.loads(row.body)) if row else None
+    row = _STORED_RESPONSE.run(conn, {"scope": scope, "key": key}).fetchone()
+    return StoredResponse(row[0], row[1], json.loads(row[2])) if row else None
 
 
 def store_response(conn: Connection, scope: str, key: str, response: StoredResponse, now: str) -> bool:
     """Record the first response for a key; False if a concurrent request recorded one first."""
-    return insert_if_absent(
-        conn,
-        idempotency_keys,
-        {"scope": scope, "key": key, "fingerprint": response.fingerprint, "status": response.status,
-         "body": json.dumps(response.body, separators=(",", ":")), "created_at": now},
-    )
+    params = {
+        "scope": scope,
+        "key": key,
+        "fingerprint": response.fingerprint,
+        "status": response.status,
+        "body": json.dumps(response.body, separators=(",", ":")),
+        "now": now,
+    }
+    return bool(_STORE_RESPONSE.run(conn, params).rowcount == 1)
 
 
 def ledger_totals(conn: Connection) -> dict[str, Any]:
     """The aggregates `/v1/ledger/verify` judges; one consistent snapshot."""
-    sums = dict(conn.execute(select(entries.c.currency, func.sum(entries.c.amount_minor)).group_by(
-        entries.c.currency)).tuples().all())
+    sums = dict(
+        conn.execute(select(entries.c.currency, func.sum(entries.c.amount_minor)).group_by(entries.c.currency))
+        .tuples()
+        .all()
+    )
     entry_sums = (
         select(entries.c.account_id, func.sum(entries.c.amount_minor).label("total"))
         .group_by(entries.c.account_id)
@@ -124,9 +147,9 @@ def ledger_totals(conn: Connection) -> dict[str, Any]:
         .where(accounts.c.balance_minor != func.coalesce(entry_sums.c.total, 0))
     ).scalar_one()
     negative = conn.execute(
-        select(func.count()).select_from(accounts).where(
-            and_(accounts.c.customer_id.is_not(None), accounts.c.balance_minor < 0)
-        )
+        select(func.count())
+        .select_from(accounts)
+        .where(and_(accounts.c.customer_id.is_not(None), accounts.c.balance_minor < 0))
     ).scalar_one()
     return {
         "sum_by_currency": {currency: int(total) for currency, total in sums.items()},

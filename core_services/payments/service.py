@@ -8,13 +8,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from core_services import ids
 from core_services.auth import Principal, TokenAuthority, require_admin, require_customer
 from core_services.clock import utc_now
-from core_services.database import LOCK_NOT_AVAILABLE, Database
+from core_services.database import LOCK_NOT_AVAILABLE, Database, Sql
 from core_services.idempotency import InFlightKeys
 from core_services.payments import ledger_store as store
 from core_services.payments.domain import (
@@ -32,6 +32,7 @@ from core_services.payments.schema import MIGRATIONS, metadata
 from core_services.problems import Problem
 
 Outcome = tuple[int, dict[str, Any]]
+_ADVISORY_LOCK = Sql("SELECT pg_advisory_xact_lock(:k)")
 _TOKEN_CACHE_SECONDS = 60.0
 
 
@@ -96,8 +97,13 @@ class PaymentsService:
         page = rows[:limit]
         return {
             "data": [
-                {"id": row["id"], "payment_id": row["payment_id"], "amount_minor": row["amount_minor"],
-                 "currency": row["currency"], "created_at": row["created_at"]}
+                {
+                    "id": row["id"],
+                    "payment_id": row["payment_id"],
+                    "amount_minor": row["amount_minor"],
+                    "currency": row["currency"],
+                    "created_at": row["created_at"],
+                }
                 for row in page
             ],
             "next_cursor": _encode_cursor(page[-1]["id"]) if len(rows) > limit else None,
@@ -118,8 +124,14 @@ class PaymentsService:
             transfer = plan_transfer(locked[funding.id], locked[target.id], body["amount_minor"], target.currency)
             payment_id = ids.new_id("pay")
             store.post_transfer(conn, payment_id, "deposit", transfer, None, now)
-            return 201, {"id": payment_id, "status": "settled", "account_id": target.id,
-                         "amount_minor": transfer.amount_minor, "currency": transfer.currency, "created_at": now}
+            return 201, {
+                "id": payment_id,
+                "status": "settled",
+                "account_id": target.id,
+                "amount_minor": transfer.amount_minor,
+                "currency": transfer.currency,
+                "created_at": now,
+            }
 
         return self._idempotent(principal, key, "deposit", body, perform)
 
@@ -134,9 +146,16 @@ class PaymentsService:
             transfer = plan_transfer(source, target, body["amount_minor"], body["currency"])
             payment_id = ids.new_id("pay")
             store.post_transfer(conn, payment_id, "payment", transfer, body.get("reference"), now)
-            return 201, {"id": payment_id, "status": "settled", "from_account": source.id, "to_account": target.id,
-                         "amount_minor": transfer.amount_minor, "currency": transfer.currency,
-                         "reference": body.get("reference"), "created_at": now}
+            return 201, {
+                "id": payment_id,
+                "status": "settled",
+                "from_account": source.id,
+                "to_account": target.id,
+                "amount_minor": transfer.amount_minor,
+                "currency": transfer.currency,
+                "reference": body.get("reference"),
+                "created_at": now,
+            }
 
         return self._idempotent(principal, key, "payment", body, perform)
 
@@ -149,9 +168,17 @@ class PaymentsService:
                 owners = {store.find_account(conn, row["from_account"]), store.find_account(conn, row["to_account"])}
                 if not any(account and account.customer_id == principal.customer_id for account in owners):
                     raise Problem("payment_not_found")
-        return {"id": row["id"], "kind": row["kind"], "status": row["status"], "from_account": row["from_account"],
-                "to_account": row["to_account"], "amount_minor": row["amount_minor"], "currency": row["currency"],
-                "reference": row["reference"], "created_at": row["created_at"]}
+        return {
+            "id": row["id"],
+            "kind": row["kind"],
+            "status": row["status"],
+            "from_account": row["from_account"],
+            "to_account": row["to_account"],
+            "amount_minor": row["amount_minor"],
+            "currency": row["currency"],
+            "reference": row["reference"],
+            "created_at": row["created_at"],
+        }
 
     def verify(self, principal: Principal) -> LedgerVerification:
         require_admin(principal)
@@ -162,7 +189,11 @@ class PaymentsService:
     # -- idempotency -------------------------------------------------------------------------------
 
     def _idempotent(
-        self, principal: Principal, key: str, operation: str, body: dict[str, Any],
+        self,
+        principal: Principal,
+        key: str,
+        operation: str,
+        body: dict[str, Any],
         perform: Callable[[Connection], Outcome],
     ) -> tuple[StoredResponse, bool]:
         """Run `perform` once per (caller, key); every retry gets the first response.
@@ -208,7 +239,11 @@ def _check(rule: Callable[..., Any], *args: Any) -> Any:
 
 def _owned(principal: Principal, account: Account | None) -> Account:
     """The account if the caller may use it; others' accounts are indistinguishable from missing ones."""
-    if account is None or account.is_funding or not (principal.is_admin or account.customer_id == principal.customer_id):
+    if (
+        account is None
+        or account.is_funding
+        or not (principal.is_admin or account.customer_id == principal.customer_id)
+    ):
         raise Problem("account_not_found")
     return account
 
@@ -221,7 +256,7 @@ def _queue_behind_duplicates(conn: Connection, scope: str, key: str) -> None:
     """Duplicates in other processes wait here (up to the lock timeout), not on the accounts."""
     lock_key = int.from_bytes(hashlib.sha256(f"{scope}\0{key}".encode()).digest()[:8], "big", signed=True)
     try:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+        _ADVISORY_LOCK.run(conn, {"k": lock_key})
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
             raise Problem("request_in_progress", headers={"Retry-After": "1"}) from None
@@ -239,4 +274,3 @@ def _decode_cursor(cursor: str | None) -> int | None:
         return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (ValueError, UnicodeDecodeError):
         raise Problem("validation_error", "cursor is not one this API returned") from None
-

@@ -1,0 +1,92 @@
+"""Run one service as a supervised group of worker processes.
+
+uvicorn's multiprocess supervisor binds the socket once, shares it with N workers,
+and starts a replacement whenever a worker dies, so a killed worker costs only the
+requests it was holding. It is used for N = 1 too: one worker is still supervised.
+
+    python -m core_services.server payments --port 8001 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+from uvicorn.supervisors import Multiprocess
+
+from core_services.settings import ServiceSettings, SettingsError
+
+APPS = {
+    "payments": "core_services.payments.api:worker_app",
+    "portfolio": "core_services.portfolio.api:worker_app",
+}
+
+
+def serve(service: str, host: str, port: int, workers: int, access_log: bool = False) -> None:
+    config = uvicorn.Config(
+        APPS[service],
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=access_log,
+        log_level=os.environ.get("NOVA_LOG_LEVEL", "warning"),
+        timeout_graceful_shutdown=10,
+        # Keep-alive above the load generators' idle gaps, so connections are reused.
+        timeout_keep_alive=30,
+    )
+    sock = config.bind_socket()
+    Multiprocess(config, sockets=[sock]).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core_services.server", description=__doc__.splitlines()[0])
+    parser.add_argument("service", choices=sorted(APPS))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--access-log", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        # Migrate once, here, before any worker starts: workers then never need the
+        # database to boot, so a worker replaced during a database outage still comes up.
+        _migrate(args.service, ServiceSettings.from_env())
+    except (SettingsError, SQLAlchemyError) as exc:
+        print(f"{args.service}: cannot start: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    serve(args.service, args.host, args.port, args.workers, args.access_log)
+    return 0
+
+
+def _migrate(service: str, settings: ServiceSettings) -> None:
+    from core_services.database import Database
+
+    if service == "payments":
+        from core_services.payments.schema import MIGRATIONS, metadata
+
+        url = settings.payments_db
+    else:
+        from core_services.portfolio.schema import MIGRATIONS, metadata
+
+        url = settings.portfolio_db
+    database = Database(url, pool_size=1)
+    try:
+        database.migrate(metadata, MIGRATIONS)
+    finally:
+        database.dispose()
+
+
+def _one_line(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).strip().splitlines()[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

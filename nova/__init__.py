@@ -1,0 +1,1 @@
+"""Command-line wiring of the Nova Reliability Suite (`nova`)."""

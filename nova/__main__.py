@@ -1,0 +1,3 @@
+from nova.cli import app
+
+app()

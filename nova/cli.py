@@ -1,0 +1,147 @@
+"""The `nova` command: one entry point for every tool of the suite."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core_services.settings import DEFAULT_DATA_DIR, SettingsError, database_url
+from nova.serve import Platform, ServeError, ServeOptions
+
+app = typer.Typer(
+    help="Nova Reliability Suite: payments platform, SLOs, load, chaos, alerts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path, typer.Option(help="Where SQLite files, the admin token and run state live")]
+Workers = Annotated[int, typer.Option(min=1, max=64, help="Worker processes per service")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print the one-line reason and leave with a non-zero code."""
+    err.print(f"nova: {message}", highlight=False, markup=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    payments_port: Annotated[int, typer.Option(min=1, max=65535)] = 8001,
+    portfolio_port: Annotated[int, typer.Option(min=1, max=65535)] = 8002,
+    workers: Workers = 2,
+    payments_db: Annotated[
+        str | None, typer.Option(envvar="NOVA_PAYMENTS_DB", help="postgresql:// URL (default: SQLite in data dir)")
+    ] = None,
+    portfolio_db: Annotated[
+        str | None, typer.Option(envvar="NOVA_PORTFOLIO_DB", help="postgresql:// URL (default: SQLite in data dir)")
+    ] = None,
+    market_seed: Annotated[int, typer.Option(help="Seed of the market-data simulator")] = 42,
+    access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
+) -> None:
+    """Start the payments and portfolio services and keep them running until Ctrl-C."""
+    options = _serve_options(
+        data_dir, host, payments_port, portfolio_port, workers, payments_db, portfolio_db, market_seed, access_log
+    )
+    platform = Platform(options)
+    try:
+        with console.status("starting payments and portfolio"):
+            platform.start()
+        for name in ("payments", "portfolio"):
+            console.print(f"{name:<9} ready on {options.url(name)} ({workers} workers)")
+        console.print(f"admin token in {data_dir / 'admin-token'}; Ctrl-C stops both")
+        platform.watch()
+    except ServeError as exc:
+        platform.stop()
+        raise fail(str(exc), 1) from None
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path | None, typer.Option(help="Data dir (default: a new temporary one)")] = None,
+    payments_port: Annotated[int, typer.Option(min=1, max=65535)] = 8001,
+    portfolio_port: Annotated[int, typer.Option(min=1, max=65535)] = 8002,
+    workers: Workers = 2,
+    payments_db: Annotated[str | None, typer.Option(envvar="NOVA_PAYMENTS_DB")] = None,
+    portfolio_db: Annotated[str | None, typer.Option(envvar="NOVA_PORTFOLIO_DB")] = None,
+) -> None:
+    """Start the platform, walk a customer journey through both APIs, print it, stop."""
+    from loadtests.smoke import run_journey
+
+    with tempfile.TemporaryDirectory(prefix="nova-demo-") as scratch:
+        options = _serve_options(
+            data_dir or Path(scratch),
+            "127.0.0.1",
+            payments_port,
+            portfolio_port,
+            workers,
+            payments_db,
+            portfolio_db,
+            42,
+            False,
+        )
+        platform = Platform(options)
+        try:
+            with console.status("starting payments and portfolio"):
+                platform.start()
+            token = (options.data_dir / "admin-token").read_text().strip()
+            journey = run_journey(options.url("payments"), options.url("portfolio"), token)
+        except ServeError as exc:
+            raise fail(str(exc), 1) from None
+        finally:
+            platform.stop()
+    table = Table(title="Nova smoke journey")
+    for column in ("step", "status", "ms", "result"):
+        table.add_column(column, justify="right" if column in ("status", "ms") else "left")
+    for step in journey.steps:
+        table.add_row(
+            step.name, str(step.status), f"{step.millis:.1f}", step.summary if step.ok else f"[red]{step.summary}[/red]"
+        )
+    console.print(table)
+    if not journey.ok:
+        raise fail("the smoke journey failed", 1)
+    console.print("[green]all steps passed[/green]")
+
+
+def _serve_options(
+    data_dir: Path,
+    host: str,
+    payments_port: int,
+    portfolio_port: int,
+    workers: int,
+    payments_db: str | None,
+    portfolio_db: str | None,
+    market_seed: int,
+    access_log: bool,
+) -> ServeOptions:
+    if payments_port == portfolio_port:
+        raise fail("--payments-port and --portfolio-port must differ")
+    try:
+        for url in (payments_db, portfolio_db):
+            database_url(url, data_dir)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    return ServeOptions(
+        data_dir=data_dir,
+        host=host,
+        payments_port=payments_port,
+        portfolio_port=portfolio_port,
+        workers=workers,
+        payments_db=payments_db,
+        portfolio_db=portfolio_db,
+        market_seed=market_seed,
+        access_log=access_log,
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,187 @@
+"""`nova serve`: both services, each a supervised group of workers, stopped together.
+
+The state file `<data-dir>/serve.json` names the supervisor PIDs and URLs so that
+operators' tools (chaos actions, load tests) find the processes without guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from core_services.settings import read_or_create_admin_token
+
+SERVICES = ("payments", "portfolio")
+READY_TIMEOUT_SECONDS = 60.0
+# A service whose supervisor dies this often within the window is not coming back.
+MAX_RESTARTS, RESTART_WINDOW_SECONDS = 3, 60.0
+
+
+class ServeError(RuntimeError):
+    """The platform could not start; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    payments_port: int = 8001
+    portfolio_port: int = 8002
+    workers: int = 2
+    payments_db: str | None = None
+    portfolio_db: str | None = None
+    market_seed: int = 42
+    access_log: bool = False
+
+    def url(self, service: str) -> str:
+        return f"http://{self.host}:{self.port(service)}"
+
+    def port(self, service: str) -> int:
+        return self.payments_port if service == "payments" else self.portfolio_port
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "NOVA_DATA_DIR": str(self.data_dir),
+                "NOVA_PAYMENTS_URL": self.url("payments"),
+                "NOVA_MARKET_SEED": str(self.market_seed),
+            }
+        )
+        for name, url in (("NOVA_PAYMENTS_DB", self.payments_db), ("NOVA_PORTFOLIO_DB", self.portfolio_db)):
+            if url:
+                env[name] = url
+        return env
+
+
+def _check_port_free(host: str, port: int, name: str) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise ServeError(f"{name} cannot listen on {host}:{port}: the port is in use") from None
+
+
+class Platform:
+    """The running services; `stop()` ends every process this object started."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._restarts: dict[str, list[float]] = {name: [] for name in SERVICES}
+
+    @property
+    def state_file(self) -> Path:
+        return self.options.data_dir / "serve.json"
+
+    def start(self) -> None:
+        self.options.data_dir.mkdir(parents=True, exist_ok=True)
+        if "NOVA_ADMIN_TOKEN" not in os.environ:
+            read_or_create_admin_token(self.options.data_dir)
+        try:
+            for name in SERVICES:  # portfolio calls payments, so payments comes up first
+                self._spawn(name)
+                self._wait_ready(name)
+        except BaseException:
+            self.stop()
+            raise
+        self._write_state()
+
+    def watch(self) -> None:
+        """Block until a signal asks to stop; bring back a service supervisor that dies."""
+        stopping = False
+
+        def request_stop(_signum: int, _frame: FrameType | None) -> None:
+            nonlocal stopping
+            stopping = True
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stopping:
+                time.sleep(0.2)
+                for name, process in list(self.processes.items()):
+                    if process.poll() is not None and not stopping:
+                        self._restart(name, process.returncode)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+        self.state_file.unlink(missing_ok=True)
+
+    def _spawn(self, name: str) -> None:
+        _check_port_free(self.options.host, self.options.port(name), name)
+        command = [
+            sys.executable,
+            "-m",
+            "core_services.server",
+            name,
+            "--host",
+            self.options.host,
+            "--port",
+            str(self.options.port(name)),
+            "--workers",
+            str(self.options.workers),
+        ]
+        if self.options.access_log:
+            command.append("--access-log")
+        self.processes[name] = subprocess.Popen(command, env=self.options.environment())
+
+    def _restart(self, name: str, returncode: int | None) -> None:
+        now = time.monotonic()
+        recent = [t for t in self._restarts[name] if now - t < RESTART_WINDOW_SECONDS]
+        if len(recent) >= MAX_RESTARTS:
+            raise ServeError(f"{name} keeps exiting (last exit code {returncode}); stopping")
+        self._restarts[name] = [*recent, now]
+        print(f"nova serve: {name} exited with code {returncode}; restarting", file=sys.stderr)
+        self._spawn(name)
+        self._wait_ready(name)
+        self._write_state()
+
+    def _wait_ready(self, name: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        url = self.options.url(name) + "/readyz"
+        while time.monotonic() < deadline:
+            process = self.processes[name]
+            if process.poll() is not None:
+                raise ServeError(f"{name} exited with code {process.returncode} while starting")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise ServeError(f"{name} was not ready at {url} within {READY_TIMEOUT_SECONDS:.0f} s")
+
+    def _write_state(self) -> None:
+        state = {
+            "pid": os.getpid(),
+            "services": {
+                name: {"pid": process.pid, "url": self.options.url(name), "workers": self.options.workers}
+                for name, process in self.processes.items()
+            },
+        }
+        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
