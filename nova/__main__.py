@@ -1,3 +1,3 @@
-from nova.cli import app
+from nova.cli import main
 
-app()
+main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer._click.exceptions import UsageError
 
 from core_services.settings import DEFAULT_DATA_DIR, SettingsError, database_url
 from nova.serve import Platform, ServeError, ServeOptions
@@ -28,7 +30,7 @@ Workers = Annotated[int, typer.Option(min=1, max=64, help="Worker processes per 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print the one-line reason and leave with a non-zero code."""
-    err.print(f"nova: {message}", highlight=False, markup=False)
+    err.print(f"nova: {message}", highlight=False, markup=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -143,5 +145,18 @@ def _serve_options(
     )
 
 
+def main() -> None:
+    """Entry point: usage errors become one line (`nova: ...`), not a usage screen."""
+    try:
+        code = app(standalone_mode=False)
+    except UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        err.print(f"nova: {exc.format_message()}{hint}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -1,0 +1,35 @@
+# Two entry points a new machine needs: `make demo` (the main job) and `make test`.
+# Each bootstraps .venv from the pinned lock file on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench lock clean
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/nova demo
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m loadtests.bench.payments_bench
+
+# Re-pin every dependency (needs network); commit the result.
+lock:
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile --python-version 3.11 --extra dev --generate-hashes pyproject.toml -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .nova .mypy_cache .ruff_cache .pytest_cache
