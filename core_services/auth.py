@@ -54,7 +54,7 @@ class TokenAuthority:
         The digest is what the payments service looks up to honour revocation.
         """
         if not token:
-            raise Problem("unauthorized", headers={"WWW-Authenticate": "Bearer"})
+            raise Problem("unauthorized")
         if hmac.compare_digest(token.encode(), self._admin_token):
             return ADMIN, ""
         parts = token.split("_")

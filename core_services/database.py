@@ -231,24 +231,42 @@ class _WriterQueue:
 
 
 class Sql:
-    """A hot-path statement, written once with `:name` parameters, run on the raw driver cursor.
+    """A hot-path statement, written once with `:name` parameters, passed to the driver as is.
 
-    SQLAlchemy's per-statement machinery cost more than the database work on the
-    payment path; the drivers differ only in how a parameter is written.
+    Building and compiling SQLAlchemy expressions per request cost more than the
+    database work on the payment path; the drivers differ only in how a parameter
+    is written.
     """
 
     def __init__(self, statement: str) -> None:
         self.by_dialect = {"sqlite": statement, "postgresql": re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)}
 
     def run(self, conn: Connection, params: dict[str, Any]) -> Any:
-        """Execute inside `conn`'s transaction; returns the DB-API cursor."""
+        """Execute on the driver's cursor inside `conn`'s transaction; returns the cursor.
+
+        Driver errors are raised as SQLAlchemy's, and a lost connection is invalidated,
+        exactly as if SQLAlchemy had run the statement.
+        """
+        statement = self.by_dialect[conn.dialect.name]
         cursor = conn.connection.cursor()
-        cursor.execute(self.by_dialect[conn.dialect.name], params)
+        driver = conn.dialect.loaded_dbapi
+        try:
+            cursor.execute(statement, params)
+        except driver.Error as exc:
+            lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+            if lost:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                statement, params, exc, driver.Error, connection_invalidated=lost, dialect=conn.dialect
+            ) from exc
         return cursor
 
 
 def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True if this call inserted the row."""
     statement = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    result = conn.execute(statement.values(**values).on_conflict_do_nothing())
+    # SQLAlchemy only keeps an INSERT's rowcount when asked; without it psycopg reports -1.
+    result = conn.execute(
+        statement.values(**values).on_conflict_do_nothing(), execution_options={"preserve_rowcount": True}
+    )
     return result.rowcount == 1

@@ -41,6 +41,10 @@ TITLES: dict[str, tuple[int, str]] = {
 }
 
 
+# RFC 9110: a 401 names the scheme it wants.
+_DEFAULT_HEADERS = {"unauthorized": {"WWW-Authenticate": "Bearer"}}
+
+
 class Problem(Exception):
     """An error answered as problem+json; raising it rolls back the unit of work."""
 
@@ -55,7 +59,7 @@ class Problem(Exception):
         self.status, self.title = TITLES[code]
         self.code = code
         self.detail = detail
-        self.headers = headers or {}
+        self.headers = {**_DEFAULT_HEADERS.get(code, {}), **(headers or {})}
         self.extensions = extensions
         super().__init__(detail or self.title)
 
@@ -124,6 +128,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = [_validation_error(error) for error in exc.errors()]
         if any(error["type"] == "json_invalid" for error in errors):
             return Problem("malformed_json").response(request.url.path)
+        if any(error["field"].lower() == "header.idempotency-key" and error["type"] == "missing" for error in errors):
+            return Problem("idempotency_key_missing").response(request.url.path)
         return Problem("validation_error", errors[0]["message"] if errors else None, errors=errors).response(
             request.url.path
         )
@@ -133,7 +139,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         code = _HTTP_STATUS_CODES.get(
             exc.status_code, "validation_error" if exc.status_code < 500 else "internal_error"
         )
-        return Problem(code).response(request.url.path)
+        # keep what the framework said must go with the status, such as Allow on a 405
+        return Problem(code, headers=dict(exc.headers or {})).response(request.url.path)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

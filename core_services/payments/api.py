@@ -14,17 +14,19 @@ from core_services.currencies import ISO_4217
 from core_services.database import Database
 from core_services.http import add_health_routes, bearer, bearer_token, build_app
 from core_services.idempotency import check_idempotency_key
+from core_services.ids import WELL_FORMED
 from core_services.payments.domain import MAX_AMOUNT_MINOR, StoredResponse
 from core_services.payments.service import PaymentsService
 from core_services.problems import PROBLEM_MEDIA_TYPE, error_responses
 from core_services.ratelimit import RateLimiter
 from core_services.settings import ServiceSettings
 
-AccountId = Annotated[str, Field(min_length=1, max_length=32)]
+# Identifiers and free text never carry control characters (PostgreSQL refuses NUL in text).
+AccountId = Annotated[str, Field(pattern=f"^{WELL_FORMED.pattern}$", description="An account id, acc_…")]
+PrintableText = r"^[^\x00-\x1f\x7f]*$"
 AmountMinor = Annotated[int, Field(gt=0, lt=MAX_AMOUNT_MINOR, description="Integer minor units, e.g. cents")]
 IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", description="Required; 1 to 255 characters, unique per intended operation"),
+    str, Header(alias="Idempotency-Key", description="1 to 255 printable ASCII characters, one per intended operation")
 ]
 
 
@@ -33,7 +35,7 @@ class _Strict(BaseModel):
 
 
 class CurrencyCode(_Strict):
-    currency: Annotated[str, Field(pattern="^[A-Z]{3}$", description="ISO 4217 code")]
+    currency: Annotated[str, Field(description="ISO 4217 code", json_schema_extra={"enum": sorted(ISO_4217)})]
 
     @field_validator("currency")
     @classmethod
@@ -44,7 +46,7 @@ class CurrencyCode(_Strict):
 
 
 class NewCustomer(_Strict):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=PrintableText)]
 
 
 class Customer(BaseModel):
@@ -81,7 +83,7 @@ class NewPayment(CurrencyCode):
     from_account: AccountId
     to_account: AccountId
     amount_minor: AmountMinor
-    reference: Annotated[str | None, Field(max_length=140)] = None
+    reference: Annotated[str | None, Field(max_length=140, pattern=PrintableText)] = None
 
 
 class PaymentOut(BaseModel):
@@ -126,7 +128,11 @@ _IDEMPOTENT = ("idempotency_key_missing", "idempotency_key_reused", "request_in_
 async def _caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
-    principal: Principal = request.app.state.service.authenticate(bearer_token(credentials))
+    service: PaymentsService = request.app.state.service
+    token = bearer_token(credentials)
+    principal = service.known_caller(token)
+    if principal is None:
+        principal = await service.db.offload(service.authenticate, token)
     request.app.state.limiter.admit(principal.scope)
     return principal
 
@@ -206,7 +212,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         summary="Fund an account from the platform's funding account (admin)",
         responses=error_responses(*_ALWAYS, *_BODY, *_IDEMPOTENT, "forbidden", "account_not_found"),
     )
-    async def deposit(body: NewDeposit, principal: Caller, idempotency_key: IdempotencyKey = None) -> Any:
+    async def deposit(body: NewDeposit, principal: Caller, idempotency_key: IdempotencyKey) -> Any:
         key = check_idempotency_key(idempotency_key)
         return _answer(*await db.offload(service.deposit, principal, key, body.model_dump()))
 
@@ -226,7 +232,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
             "same_account",
         ),
     )
-    async def pay(body: NewPayment, principal: Caller, idempotency_key: IdempotencyKey = None) -> Any:
+    async def pay(body: NewPayment, principal: Caller, idempotency_key: IdempotencyKey) -> Any:
         key = check_idempotency_key(idempotency_key)
         return _answer(*await db.offload(service.pay, principal, key, body.model_dump()))
 

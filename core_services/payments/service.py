@@ -48,24 +48,31 @@ class PaymentsService:
         self.db = database
         self.tokens = tokens
         self.in_flight = InFlightKeys()
-        self._known_tokens: dict[str, tuple[str, float]] = {}
+        self._known_tokens: dict[str, float] = {}
 
     def prepare(self) -> None:
         self.db.migrate(metadata, MIGRATIONS)
 
     # -- callers -----------------------------------------------------------------------------------
 
-    def authenticate(self, token: str | None) -> Principal:
+    def known_caller(self, token: str | None) -> Principal | None:
+        """The caller if its token checks out without the database (admin, or seen recently)."""
         principal, digest = self.tokens.authenticate(token)
         if principal.is_admin:
             return principal
-        cached = self._known_tokens.get(digest)
-        if cached is None or cached[1] < time.monotonic():
-            with self.db.read() as conn:
-                customer_id = store.customer_for_token(conn, digest)
-            if customer_id != principal.customer_id:
+        expires = self._known_tokens.get(digest)
+        return principal if expires is not None and expires > time.monotonic() else None
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The caller, checking a customer token against the stored digests (so it can be revoked)."""
+        principal = self.known_caller(token)
+        if principal is not None:
+            return principal
+        principal, digest = self.tokens.authenticate(token)
+        with self.db.read() as conn:
+            if store.customer_for_token(conn, digest) != principal.customer_id:
                 raise Problem("unauthorized")
-            self._known_tokens[digest] = (principal.customer_id or "", time.monotonic() + _TOKEN_CACHE_SECONDS)
+        self._known_tokens[digest] = time.monotonic() + _TOKEN_CACHE_SECONDS
         return principal
 
     def create_customer(self, principal: Principal, name: str) -> dict[str, Any]:
@@ -86,11 +93,15 @@ class PaymentsService:
         return _account_json(account)
 
     def account(self, principal: Principal, account_id: str) -> dict[str, Any]:
+        if not ids.is_well_formed(account_id):
+            raise Problem("account_not_found")
         with self.db.read() as conn:
             return _account_json(_owned(principal, store.find_account(conn, account_id)))
 
     def entries(self, principal: Principal, account_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
         before = _decode_cursor(cursor)
+        if not ids.is_well_formed(account_id):
+            raise Problem("account_not_found")
         with self.db.read() as conn:
             _owned(principal, store.find_account(conn, account_id))
             rows = store.account_entries(conn, account_id, before, limit + 1)
@@ -160,6 +171,8 @@ class PaymentsService:
         return self._idempotent(principal, key, "payment", body, perform)
 
     def payment(self, principal: Principal, payment_id: str) -> dict[str, Any]:
+        if not ids.is_well_formed(payment_id):
+            raise Problem("payment_not_found")
         with self.db.read() as conn:
             row = store.find_payment(conn, payment_id)
             if row is None:
@@ -271,6 +284,9 @@ def _decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
     try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+        entry_id = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (ValueError, UnicodeDecodeError):
-        raise Problem("validation_error", "cursor is not one this API returned") from None
+        entry_id = 0
+    if not 0 < entry_id < 2**63:
+        raise Problem("validation_error", "cursor is not one this API returned")
+    return entry_id
