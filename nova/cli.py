@@ -55,15 +55,15 @@ def serve(
         data_dir, host, payments_port, portfolio_port, workers, payments_db, portfolio_db, market_seed, access_log
     )
     platform = Platform(options)
-    try:
-        with console.status("starting payments and portfolio"):
-            platform.start()
+
+    def announce() -> None:
         for name in ("payments", "portfolio"):
             console.print(f"{name:<9} ready on {options.url(name)} ({workers} workers)")
         console.print(f"admin token in {data_dir / 'admin-token'}; Ctrl-C stops both")
-        platform.watch()
+
+    try:
+        platform.serve_forever(announce)
     except ServeError as exc:
-        platform.stop()
         raise fail(str(exc), 1) from None
 
 

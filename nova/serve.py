@@ -12,10 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 import httpx
 
@@ -85,38 +86,44 @@ class Platform:
     def state_file(self) -> Path:
         return self.options.data_dir / "serve.json"
 
-    def start(self) -> None:
+    def start(self, stop_requested: threading.Event | None = None) -> None:
+        """Start both services and wait until they answer /readyz (or a stop is requested)."""
+        stop_requested = stop_requested or threading.Event()
         self.options.data_dir.mkdir(parents=True, exist_ok=True)
         if "NOVA_ADMIN_TOKEN" not in os.environ:
             read_or_create_admin_token(self.options.data_dir)
         try:
             for name in SERVICES:  # portfolio calls payments, so payments comes up first
                 self._spawn(name)
-                self._wait_ready(name)
+                self._wait_ready(name, stop_requested)
         except BaseException:
             self.stop()
             raise
         self._write_state()
 
-    def watch(self) -> None:
-        """Block until a signal asks to stop; bring back a service supervisor that dies."""
-        stopping = False
+    def serve_forever(self, on_ready: Callable[[], None]) -> None:
+        """Start, then keep the services up until SIGINT or SIGTERM; stop everything on the way out.
 
-        def request_stop(_signum: int, _frame: FrameType | None) -> None:
-            nonlocal stopping
-            stopping = True
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        The signal handlers are in place before the first process starts, so a stop
+        requested while starting still ends every process this object started.
+        """
+        stop_requested = threading.Event()
+        previous = {
+            sig: signal.signal(sig, lambda _signum, _frame: stop_requested.set())
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
-            while not stopping:
-                time.sleep(0.2)
+            self.start(stop_requested)
+            if not stop_requested.is_set():
+                on_ready()
+            while not stop_requested.wait(0.2):
                 for name, process in list(self.processes.items()):
-                    if process.poll() is not None and not stopping:
-                        self._restart(name, process.returncode)
+                    if process.poll() is not None:
+                        self._restart(name, process.returncode, stop_requested)
         finally:
+            self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self.stop()
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -150,7 +157,7 @@ class Platform:
             command.append("--access-log")
         self.processes[name] = subprocess.Popen(command, env=self.options.environment())
 
-    def _restart(self, name: str, returncode: int | None) -> None:
+    def _restart(self, name: str, returncode: int | None, stop_requested: threading.Event) -> None:
         now = time.monotonic()
         recent = [t for t in self._restarts[name] if now - t < RESTART_WINDOW_SECONDS]
         if len(recent) >= MAX_RESTARTS:
@@ -158,13 +165,13 @@ class Platform:
         self._restarts[name] = [*recent, now]
         print(f"nova serve: {name} exited with code {returncode}; restarting", file=sys.stderr)
         self._spawn(name)
-        self._wait_ready(name)
+        self._wait_ready(name, stop_requested)
         self._write_state()
 
-    def _wait_ready(self, name: str) -> None:
+    def _wait_ready(self, name: str, stop_requested: threading.Event) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         url = self.options.url(name) + "/readyz"
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stop_requested.is_set():
             process = self.processes[name]
             if process.poll() is not None:
                 raise ServeError(f"{name} exited with code {process.returncode} while starting")
@@ -173,7 +180,9 @@ class Platform:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
+            stop_requested.wait(0.1)
+        if stop_requested.is_set():
+            return
         raise ServeError(f"{name} was not ready at {url} within {READY_TIMEOUT_SECONDS:.0f} s")
 
     def _write_state(self) -> None:

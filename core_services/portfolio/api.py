@@ -1,0 +1,243 @@
+"""HTTP entry point of the portfolio service: translates requests to use cases and back."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any, Literal, NamedTuple
+
+import httpx
+from fastapi import Depends, FastAPI, Header, Path, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field
+
+from core_services.auth import Principal, TokenAuthority
+from core_services.database import Database
+from core_services.http import add_health_routes, bearer, bearer_token, build_app
+from core_services.idempotency import check_idempotency_key
+from core_services.portfolio.domain import MAX_QUANTITY, StoredResponse
+from core_services.portfolio.payments_client import PaymentsClient, new_payments_http
+from core_services.portfolio.reconciler import RECONCILE_EVERY_SECONDS, Reconciler
+from core_services.portfolio.service import PortfolioService
+from core_services.problems import PROBLEM_MEDIA_TYPE, Problem, error_responses
+from core_services.ratelimit import RateLimiter
+from core_services.settings import ServiceSettings
+
+log = logging.getLogger("nova.portfolio")
+
+AccountId = Annotated[str, Field(min_length=1, max_length=32)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Required; 1 to 255 characters, unique per intended order"),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NewOrder(_Strict):
+    account_id: AccountId
+    symbol: Annotated[str, Field(min_length=1, max_length=12, description="A symbol from GET /v1/quotes")]
+    side: Literal["buy", "sell"]
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, description="Whole shares")]
+
+
+class QuoteOut(BaseModel):
+    symbol: str
+    price_minor: int = Field(description="Integer minor units, e.g. cents")
+    currency: str
+    as_of: str
+
+
+class QuotesOut(BaseModel):
+    data: list[QuoteOut]
+
+
+class OrderOut(BaseModel):
+    id: str
+    status: str
+    account_id: str
+    symbol: str
+    side: str
+    quantity: int
+    price_minor: int
+    amount_minor: int
+    payment_id: str | None
+    created_at: str
+
+
+class PositionOut(BaseModel):
+    symbol: str
+    quantity: int
+    cost_basis_minor: int
+    price_minor: int
+    market_value_minor: int
+    unrealised_pnl_minor: int
+
+
+class PortfolioOut(BaseModel):
+    account_id: str
+    currency: str
+    cash_minor: int
+    positions: list[PositionOut]
+    market_value_minor: int
+    unrealised_pnl_minor: int
+    total_value_minor: int
+
+
+_ALWAYS = ("unauthorized", "rate_limited", "internal_error", "database_unavailable")
+_BODY = ("malformed_json", "payload_too_large", "validation_error")
+_IDEMPOTENT = ("idempotency_key_missing", "idempotency_key_reused", "request_in_progress")
+
+
+class Caller(NamedTuple):
+    """The authenticated caller and its token, which account reads forward to payments."""
+
+    principal: Principal
+    token: str
+
+
+def _caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
+    token = bearer_token(credentials)
+    principal: Principal = request.app.state.service.authenticate(token)
+    request.app.state.limiter.admit(principal.scope)
+    return Caller(principal, token or "")
+
+
+Authenticated = Annotated[Caller, Depends(_caller)]
+
+
+def worker_app() -> FastAPI:
+    """The app of one server worker: settings from the environment, schema already migrated."""
+    return create_app(migrate=False)
+
+
+def create_app(
+    settings: ServiceSettings | None = None,
+    payments_http: httpx.Client | None = None,
+    *,
+    migrate: bool = True,
+    reconcile_every_seconds: float | None = RECONCILE_EVERY_SECONDS,
+) -> FastAPI:
+    """The portfolio app; `payments_http` reaches payments (a pool to `settings.payments_url` if None).
+
+    `reconcile_every_seconds=None` runs no background reconciler (tests drive it by hand).
+    """
+    settings = settings or ServiceSettings.from_env()
+    owns_http = payments_http is None
+    http = payments_http if payments_http is not None else new_payments_http(settings.payments_url)
+    service = PortfolioService(
+        Database(settings.portfolio_db, pool_size=settings.db_pool_size),
+        TokenAuthority(settings.admin_token),
+        PaymentsClient(http, settings.admin_token),
+        settings.market_seed,
+    )
+    if migrate:
+        service.prepare()
+    app = build_app(
+        "Nova Portfolio", "Quotes, orders settled through the payments API, and portfolios.", settings.max_body_bytes
+    )
+    app.state.service = service
+    app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app.router.lifespan_context = _lifespan(service, reconcile_every_seconds, owns_http)
+    _add_routes(app, service)
+    add_health_routes(app, service.db.ping)
+    return app
+
+
+def _add_routes(app: FastAPI, service: PortfolioService) -> None:
+    @app.get(
+        "/v1/quotes",
+        response_model=QuotesOut,
+        tags=["quotes"],
+        summary="Every symbol's current price",
+        responses=error_responses(*_ALWAYS),
+    )
+    def list_quotes(caller: Authenticated) -> Any:
+        return {"data": service.quotes()}
+
+    @app.get(
+        "/v1/quotes/{symbol}",
+        response_model=QuoteOut,
+        tags=["quotes"],
+        summary="A symbol's current price from the market simulator",
+        responses=error_responses(*_ALWAYS, "unknown_symbol"),
+    )
+    def get_quote(symbol: str, caller: Authenticated) -> Any:
+        return service.quote(symbol)
+
+    @app.post(
+        "/v1/orders",
+        status_code=201,
+        response_model=OrderOut,
+        tags=["orders"],
+        summary="Buy or sell at the current price; cash moves through the payments API",
+        responses=error_responses(
+            *_ALWAYS,
+            *_BODY,
+            *_IDEMPOTENT,
+            "forbidden",
+            "account_not_found",
+            "unknown_symbol",
+            "currency_mismatch",
+            "insufficient_funds",
+            "insufficient_position",
+            "payment_rejected",
+            "payments_unavailable",
+        ),
+    )
+    def place_order(body: NewOrder, caller: Authenticated, idempotency_key: IdempotencyKey = None) -> Any:
+        key = check_idempotency_key(idempotency_key)
+        return _answer(*service.place_order(caller.principal, caller.token, key, body.model_dump()))
+
+    @app.get(
+        "/v1/portfolios/{account_id}",
+        response_model=PortfolioOut,
+        tags=["portfolios"],
+        summary="Positions, cash, market value and unrealised P&L of an account the caller owns",
+        responses=error_responses(
+            *_ALWAYS, "forbidden", "account_not_found", "validation_error", "payments_unavailable"
+        ),
+    )
+    def get_portfolio(account_id: Annotated[str, Path(min_length=1, max_length=64)], caller: Authenticated) -> Any:
+        return service.portfolio(caller.principal, caller.token, account_id)
+
+
+def _lifespan(
+    service: PortfolioService, reconcile_every_seconds: float | None, owns_http: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Warmed aside: the worker answers at once, and a symbol still warming only waits for itself.
+        threading.Thread(target=_warm_market, args=(service,), name="market-warm-up", daemon=True).start()
+        reconciler = Reconciler(service, reconcile_every_seconds) if reconcile_every_seconds else None
+        if reconciler:
+            reconciler.start()
+        try:
+            yield
+        finally:
+            if reconciler:
+                reconciler.stop()
+            if owns_http:
+                service.payments.close()
+            service.db.dispose()
+
+    return lifespan
+
+
+def _warm_market(service: PortfolioService) -> None:
+    try:
+        service.market.warm()
+    except Problem as problem:
+        # The database is down; the first quote will start the market instead.
+        log.warning("market not warmed: %s", problem)
+
+
+def _answer(response: StoredResponse, replayed: bool) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    media_type = PROBLEM_MEDIA_TYPE if response.status >= 400 else "application/json"
+    return JSONResponse(response.body, status_code=response.status, headers=headers, media_type=media_type)
