@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, func, insert, select
 
+from core_services.clock import utc_now
 from core_services.database import Sql, insert_if_absent
 from core_services.payments.domain import Account, StoredResponse, Transfer
 from core_services.payments.schema import accounts, customers, entries, payments
@@ -66,10 +69,26 @@ _INSERT_ENTRIES = Sql(
     "INSERT INTO entries (payment_id, account_id, amount_minor, currency, created_at) VALUES"
     " (:id, :source, -:amount, :currency, :now), (:id, :target, :amount, :currency, :now)"
 )
-_STORED_RESPONSE = Sql("SELECT fingerprint, status, body FROM idempotency_keys WHERE scope = :scope AND key = :key")
+_STORED_RESPONSE = "SELECT fingerprint, status, body FROM idempotency_keys WHERE scope = :scope AND key = :key"
+_LOOKUP = Sql(_STORED_RESPONSE)
+# PostgreSQL: first queue behind any transaction holding the same key, in the same round
+# trip. The row read may predate the wait; a duplicate that slips through is caught by
+# the record's primary key when it is stored.
+_QUEUE_AND_LOOKUP = Sql(
+    "SELECT fingerprint, status, body FROM (SELECT pg_advisory_xact_lock(:lock)) AS queued"
+    " LEFT JOIN idempotency_keys ON scope = :scope AND key = :key"
+)
 _STORE_RESPONSE = Sql(
     "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at)"
     " VALUES (:scope, :key, :fingerprint, :status, :body, :now) ON CONFLICT DO NOTHING"
+)
+# PostgreSQL: the four writes in one statement, one round trip.
+_POST_AND_RECORD = Sql(
+    f"WITH moved AS ({_MOVE_BALANCES.by_dialect['sqlite']} RETURNING id),"
+    f" paid AS ({_INSERT_PAYMENT.by_dialect['sqlite']}),"
+    f" posted AS ({_INSERT_ENTRIES.by_dialect['sqlite']}),"
+    f" stored AS ({_STORE_RESPONSE.by_dialect['sqlite']} RETURNING 1)"
+    " SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM stored)"
 )
 
 
@@ -80,24 +99,78 @@ def locked_accounts(conn: Connection, account_ids: list[str]) -> dict[str, Accou
     return {row[0]: Account(row[0], row[1], row[2], int(row[3])) for row in rows}
 
 
-def post_transfer(
-    conn: Connection, payment_id: str, kind: str, transfer: Transfer, reference: str | None, now: str
-) -> None:
-    """Write the payment, its two entries, and both balances."""
-    params = {
-        "id": payment_id,
-        "kind": kind,
-        "source": transfer.from_account.id,
-        "target": transfer.to_account.id,
-        "amount": transfer.amount_minor,
-        "currency": transfer.currency,
-        "reference": reference,
-        "now": now,
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """A decided money movement, written together with the answer that reports it."""
+
+    payment_id: str
+    kind: str
+    transfer: Transfer
+    reference: str | None
+    now: str
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "id": self.payment_id,
+            "kind": self.kind,
+            "source": self.transfer.from_account.id,
+            "target": self.transfer.to_account.id,
+            "amount": self.transfer.amount_minor,
+            "currency": self.transfer.currency,
+            "reference": self.reference,
+            "now": self.now,
+        }
+
+    def payment_json(self) -> dict[str, Any]:
+        return {
+            "id": self.payment_id,
+            "status": "settled",
+            "from_account": self.transfer.from_account.id,
+            "to_account": self.transfer.to_account.id,
+            "amount_minor": self.transfer.amount_minor,
+            "currency": self.transfer.currency,
+            "reference": self.reference,
+            "created_at": self.now,
+        }
+
+    def deposit_json(self) -> dict[str, Any]:
+        return {
+            "id": self.payment_id,
+            "status": "settled",
+            "account_id": self.transfer.to_account.id,
+            "amount_minor": self.transfer.amount_minor,
+            "currency": self.transfer.currency,
+            "created_at": self.now,
+        }
+
+
+def record_outcome(conn: Connection, scope: str, key: str, response: StoredResponse, posting: Posting | None) -> bool:
+    """Write the posting (payment, two entries, both balances) and the idempotency record.
+
+    False if a concurrent duplicate recorded its answer first: the caller must roll
+    back. PostgreSQL does it all in one round trip.
+    """
+    record = {
+        "scope": scope,
+        "key": key,
+        "fingerprint": response.fingerprint,
+        "status": response.status,
+        "body": json.dumps(response.body, separators=(",", ":")),
+        "now": posting.now if posting else utc_now(),
     }
-    if _MOVE_BALANCES.run(conn, params).rowcount != 2:
-        raise RuntimeError(f"debit of {transfer.from_account.id} lost its balance check")
-    _INSERT_PAYMENT.run(conn, params)
-    _INSERT_ENTRIES.run(conn, params)
+    if posting is None:
+        return bool(_STORE_RESPONSE.run(conn, record).rowcount == 1)
+    params = {**posting.params(), **record}
+    if conn.dialect.name == "postgresql":
+        moved, stored = _POST_AND_RECORD.run(conn, params).fetchone()
+    else:
+        moved = _MOVE_BALANCES.run(conn, params).rowcount
+        _INSERT_PAYMENT.run(conn, params)
+        _INSERT_ENTRIES.run(conn, params)
+        stored = _STORE_RESPONSE.run(conn, params).rowcount
+    if moved != 2:
+        raise RuntimeError(f"debit of {posting.transfer.from_account.id} lost its balance check")
+    return bool(stored == 1)
 
 
 def find_payment(conn: Connection, payment_id: str) -> RowMapping | None:
@@ -111,22 +184,19 @@ def account_entries(conn: Connection, account_id: str, before_id: int | None, li
     return list(conn.execute(query.order_by(entries.c.id.desc()).limit(limit)).mappings())
 
 
-def stored_response(conn: Connection, scope: str, key: str) -> StoredResponse | None:
-    row = _STORED_RESPONSE.run(conn, {"scope": scope, "key": key}).fetchone()
-    return StoredResponse(row[0], row[1], json.loads(row[2])) if row else None
+def stored_response(conn: Connection, scope: str, key: str, *, queue: bool = False) -> StoredResponse | None:
+    """The first response given for this key, if any.
 
-
-def store_response(conn: Connection, scope: str, key: str, response: StoredResponse, now: str) -> bool:
-    """Record the first response for a key; False if a concurrent request recorded one first."""
-    params = {
-        "scope": scope,
-        "key": key,
-        "fingerprint": response.fingerprint,
-        "status": response.status,
-        "body": json.dumps(response.body, separators=(",", ":")),
-        "now": now,
-    }
-    return bool(_STORE_RESPONSE.run(conn, params).rowcount == 1)
+    `queue` (PostgreSQL) first waits, up to the lock timeout, for a transaction that
+    holds the same key, so duplicates from other processes line up here rather than
+    on the accounts.
+    """
+    if queue:
+        lock = int.from_bytes(hashlib.sha256(f"{scope}\0{key}".encode()).digest()[:8], "big", signed=True)
+        row = _QUEUE_AND_LOOKUP.run(conn, {"lock": lock, "scope": scope, "key": key}).fetchone()
+    else:
+        row = _LOOKUP.run(conn, {"scope": scope, "key": key}).fetchone()
+    return StoredResponse(row[0], row[1], json.loads(row[2])) if row and row[0] is not None else None
 
 
 def ledger_totals(conn: Connection) -> dict[str, Any]:

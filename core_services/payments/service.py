@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from core_services import ids
 from core_services.auth import Principal, TokenAuthority, require_admin, require_customer
 from core_services.clock import utc_now
-from core_services.database import LOCK_NOT_AVAILABLE, Database, Sql
+from core_services.database import LOCK_NOT_AVAILABLE, Database
 from core_services.idempotency import InFlightKeys
 from core_services.payments import ledger_store as store
 from core_services.payments.domain import (
@@ -31,8 +31,8 @@ from core_services.payments.domain import (
 from core_services.payments.schema import MIGRATIONS, metadata
 from core_services.problems import Problem
 
-Outcome = tuple[int, dict[str, Any]]
-_ADVISORY_LOCK = Sql("SELECT pg_advisory_xact_lock(:k)")
+# The answer to give (status, body) and the money movement to write with it, if any.
+Decision = tuple[int, dict[str, Any], "store.Posting | None"]
 _TOKEN_CACHE_SECONDS = 60.0
 
 
@@ -41,6 +41,10 @@ class IdempotentReplay(Exception):
 
     def __init__(self, stored: StoredResponse) -> None:
         self.stored = stored
+
+
+class DuplicateWon(Exception):
+    """A concurrent duplicate stored its response first: undo this attempt and replay that one."""
 
 
 class PaymentsService:
@@ -125,7 +129,7 @@ class PaymentsService:
     def deposit(self, principal: Principal, key: str, body: dict[str, Any]) -> tuple[StoredResponse, bool]:
         require_admin(principal)
 
-        def perform(conn: Connection) -> Outcome:
+        def decide(conn: Connection) -> Decision:
             now = utc_now()
             target = store.find_account(conn, body["account_id"])
             if target is None or target.is_funding:
@@ -133,42 +137,23 @@ class PaymentsService:
             funding = store.funding_account(conn, target.currency, now)
             locked = store.locked_accounts(conn, [funding.id, target.id])
             transfer = plan_transfer(locked[funding.id], locked[target.id], body["amount_minor"], target.currency)
-            payment_id = ids.new_id("pay")
-            store.post_transfer(conn, payment_id, "deposit", transfer, None, now)
-            return 201, {
-                "id": payment_id,
-                "status": "settled",
-                "account_id": target.id,
-                "amount_minor": transfer.amount_minor,
-                "currency": transfer.currency,
-                "created_at": now,
-            }
+            posting = store.Posting(ids.new_id("pay"), "deposit", transfer, None, now)
+            return 201, posting.deposit_json(), posting
 
-        return self._idempotent(principal, key, "deposit", body, perform)
+        return self._idempotent(principal, key, "deposit", body, decide)
 
     def pay(self, principal: Principal, key: str, body: dict[str, Any]) -> tuple[StoredResponse, bool]:
-        def perform(conn: Connection) -> Outcome:
-            now = utc_now()
+        def decide(conn: Connection) -> Decision:
             locked = store.locked_accounts(conn, [body["from_account"], body["to_account"]])
             source = _owned(principal, locked.get(body["from_account"]))
             target = locked.get(body["to_account"])
             if target is None or target.is_funding:
                 raise LedgerRuleViolation("account_not_found", f"no account {body['to_account']}")
             transfer = plan_transfer(source, target, body["amount_minor"], body["currency"])
-            payment_id = ids.new_id("pay")
-            store.post_transfer(conn, payment_id, "payment", transfer, body.get("reference"), now)
-            return 201, {
-                "id": payment_id,
-                "status": "settled",
-                "from_account": source.id,
-                "to_account": target.id,
-                "amount_minor": transfer.amount_minor,
-                "currency": transfer.currency,
-                "reference": body.get("reference"),
-                "created_at": now,
-            }
+            posting = store.Posting(ids.new_id("pay"), "payment", transfer, body.get("reference"), utc_now())
+            return 201, posting.payment_json(), posting
 
-        return self._idempotent(principal, key, "payment", body, perform)
+        return self._idempotent(principal, key, "payment", body, decide)
 
     def payment(self, principal: Principal, payment_id: str) -> dict[str, Any]:
         if not ids.is_well_formed(payment_id):
@@ -207,9 +192,10 @@ class PaymentsService:
         key: str,
         operation: str,
         body: dict[str, Any],
-        perform: Callable[[Connection], Outcome],
+        decide: Callable[[Connection], Decision],
     ) -> tuple[StoredResponse, bool]:
-        """Run `perform` once per (caller, key); every retry gets the first response.
+        """Run `decide` once per (caller, key) and write its posting with the answer; every
+        retry gets the first answer.
 
         Rule violations are answers too, and are stored: a retry of a payment refused
         for insufficient funds is refused again, as Stripe does. Server errors are not
@@ -219,28 +205,34 @@ class PaymentsService:
         with self.in_flight.claim(principal.scope, key):
             try:
                 with self.db.write() as conn:
-                    if not self.db.is_sqlite:
-                        _queue_behind_duplicates(conn, principal.scope, key)
-                    stored = store.stored_response(conn, principal.scope, key)
+                    stored = _queue_and_look_up(conn, principal.scope, key)
                     if stored is not None:
                         raise IdempotentReplay(stored)
-                    response = StoredResponse(fingerprint, *_outcome(perform, conn))
-                    store.store_response(conn, principal.scope, key, response, utc_now())
+                    status, answer, posting = _decision(decide, conn)
+                    response = StoredResponse(fingerprint, status, answer)
+                    if not store.record_outcome(conn, principal.scope, key, response, posting):
+                        raise DuplicateWon()
                     return response, False
             except IdempotentReplay as replayed:
                 return _check(replay, replayed.stored, fingerprint), True
+            except DuplicateWon:
+                # this attempt's writes are rolled back; the duplicate's answer stands
+                with self.db.read() as conn:
+                    first = store.stored_response(conn, principal.scope, key)
+                assert first is not None
+                return _check(replay, first, fingerprint), True
 
 
-def _outcome(perform: Callable[[Connection], Outcome], conn: Connection) -> Outcome:
+def _decision(decide: Callable[[Connection], Decision], conn: Connection) -> Decision:
     try:
-        return perform(conn)
+        return decide(conn)
     except LedgerRuleViolation as violation:
         problem = Problem(violation.code, violation.detail)
     except Problem as raised:
         if raised.status >= 500:
             raise
         problem = raised
-    return problem.status, problem.body()
+    return problem.status, problem.body(), None
 
 
 def _check(rule: Callable[..., Any], *args: Any) -> Any:
@@ -265,11 +257,10 @@ def _account_json(account: Account) -> dict[str, Any]:
     return {"id": account.id, "currency": account.currency, "balance_minor": account.balance_minor}
 
 
-def _queue_behind_duplicates(conn: Connection, scope: str, key: str) -> None:
-    """Duplicates in other processes wait here (up to the lock timeout), not on the accounts."""
-    lock_key = int.from_bytes(hashlib.sha256(f"{scope}\0{key}".encode()).digest()[:8], "big", signed=True)
+def _queue_and_look_up(conn: Connection, scope: str, key: str) -> StoredResponse | None:
+    """The stored answer for this key, after any in-flight duplicate (bounded by the lock timeout)."""
     try:
-        _ADVISORY_LOCK.run(conn, {"k": lock_key})
+        return store.stored_response(conn, scope, key, queue=conn.dialect.name == "postgresql")
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
             raise Problem("request_in_progress", headers={"Retry-After": "1"}) from None
