@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core_services.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers, problem_schema
 
 log = logging.getLogger("nova.http")
+
+IdempotencyKey = Annotated[
+    str, Header(alias="Idempotency-Key", description="1 to 255 printable ASCII characters, one per intended operation")
+]
+
+
+class StrictBody(BaseModel):
+    """Request bodies: unknown fields and loose types (\"10\" for 10, 1.0 for 1) are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
 
 bearer = HTTPBearer(auto_error=False, description="Admin token or a customer token from POST /v1/customers")
 

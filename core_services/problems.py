@@ -45,6 +45,12 @@ TITLES: dict[str, tuple[int, str]] = {
 _DEFAULT_HEADERS = {"unauthorized": {"WWW-Authenticate": "Bearer"}}
 
 
+# Problems any route may answer, and those of routes with a body or an idempotency key.
+ALWAYS_ERRORS = ("unauthorized", "rate_limited", "internal_error", "database_unavailable")
+BODY_ERRORS = ("malformed_json", "payload_too_large", "validation_error")
+IDEMPOTENCY_ERRORS = ("idempotency_key_missing", "idempotency_key_reused", "request_in_progress")
+
+
 class Problem(Exception):
     """An error answered as problem+json; raising it rolls back the unit of work."""
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from core_services.auth import Principal, TokenAuthority
 from core_services.currencies import ISO_4217
 from core_services.database import Database
-from core_services.http import add_health_routes, bearer, bearer_token, build_app
+from core_services.http import IdempotencyKey, StrictBody, add_health_routes, bearer, bearer_token, build_app
 from core_services.idempotency import check_idempotency_key
 from core_services.ids import WELL_FORMED
 from core_services.payments.domain import MAX_AMOUNT_MINOR, StoredResponse
 from core_services.payments.service import PaymentsService
-from core_services.problems import PROBLEM_MEDIA_TYPE, error_responses
+from core_services.problems import ALWAYS_ERRORS, BODY_ERRORS, IDEMPOTENCY_ERRORS, PROBLEM_MEDIA_TYPE, error_responses
 from core_services.ratelimit import RateLimiter
 from core_services.settings import ServiceSettings
 
@@ -25,16 +25,9 @@ from core_services.settings import ServiceSettings
 AccountId = Annotated[str, Field(pattern=f"^{WELL_FORMED.pattern}$", description="An account id, acc_…")]
 PrintableText = r"^[^\x00-\x1f\x7f]*$"
 AmountMinor = Annotated[int, Field(gt=0, lt=MAX_AMOUNT_MINOR, description="Integer minor units, e.g. cents")]
-IdempotencyKey = Annotated[
-    str, Header(alias="Idempotency-Key", description="1 to 255 printable ASCII characters, one per intended operation")
-]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class CurrencyCode(_Strict):
+class CurrencyCode(StrictBody):
     currency: Annotated[str, Field(description="ISO 4217 code", json_schema_extra={"enum": sorted(ISO_4217)})]
 
     @field_validator("currency")
@@ -45,7 +38,7 @@ class CurrencyCode(_Strict):
         return value
 
 
-class NewCustomer(_Strict):
+class NewCustomer(StrictBody):
     name: Annotated[str, Field(min_length=1, max_length=200, pattern=PrintableText)]
 
 
@@ -65,7 +58,7 @@ class AccountOut(BaseModel):
     balance_minor: int
 
 
-class NewDeposit(_Strict):
+class NewDeposit(StrictBody):
     account_id: AccountId
     amount_minor: AmountMinor
 
@@ -120,11 +113,6 @@ class LedgerVerificationOut(BaseModel):
     mismatched_balances: int
 
 
-_ALWAYS = ("unauthorized", "rate_limited", "internal_error", "database_unavailable")
-_BODY = ("malformed_json", "payload_too_large", "validation_error")
-_IDEMPOTENT = ("idempotency_key_missing", "idempotency_key_reused", "request_in_progress")
-
-
 async def _caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
@@ -164,7 +152,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         response_model=Customer,
         tags=["customers"],
         summary="Create a customer (admin); the token is shown once",
-        responses=error_responses(*_ALWAYS, *_BODY, "forbidden"),
+        responses=error_responses(*ALWAYS_ERRORS, *BODY_ERRORS, "forbidden"),
     )
     async def create_customer(body: NewCustomer, principal: Caller) -> Any:
         return await db.offload(service.create_customer, principal, body.name)
@@ -175,7 +163,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         response_model=AccountOut,
         tags=["accounts"],
         summary="Open an account for the calling customer",
-        responses=error_responses(*_ALWAYS, *_BODY, "forbidden"),
+        responses=error_responses(*ALWAYS_ERRORS, *BODY_ERRORS, "forbidden"),
     )
     async def open_account(body: NewAccount, principal: Caller) -> Any:
         return await db.offload(service.open_account, principal, body.currency)
@@ -184,7 +172,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         "/v1/accounts/{account_id}",
         response_model=AccountOut,
         tags=["accounts"],
-        responses=error_responses(*_ALWAYS, "account_not_found", "validation_error"),
+        responses=error_responses(*ALWAYS_ERRORS, "account_not_found", "validation_error"),
     )
     async def get_account(account_id: str, principal: Caller) -> Any:
         return await db.offload(service.account, principal, account_id)
@@ -194,7 +182,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         response_model=EntriesPage,
         tags=["accounts"],
         summary="Ledger entries, newest first",
-        responses=error_responses(*_ALWAYS, "account_not_found", "validation_error"),
+        responses=error_responses(*ALWAYS_ERRORS, "account_not_found", "validation_error"),
     )
     async def list_entries(
         account_id: str,
@@ -210,7 +198,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         response_model=DepositOut,
         tags=["payments"],
         summary="Fund an account from the platform's funding account (admin)",
-        responses=error_responses(*_ALWAYS, *_BODY, *_IDEMPOTENT, "forbidden", "account_not_found"),
+        responses=error_responses(*ALWAYS_ERRORS, *BODY_ERRORS, *IDEMPOTENCY_ERRORS, "forbidden", "account_not_found"),
     )
     async def deposit(body: NewDeposit, principal: Caller, idempotency_key: IdempotencyKey) -> Any:
         key = check_idempotency_key(idempotency_key)
@@ -223,9 +211,9 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         tags=["payments"],
         summary="Move money from an account the caller owns",
         responses=error_responses(
-            *_ALWAYS,
-            *_BODY,
-            *_IDEMPOTENT,
+            *ALWAYS_ERRORS,
+            *BODY_ERRORS,
+            *IDEMPOTENCY_ERRORS,
             "account_not_found",
             "insufficient_funds",
             "currency_mismatch",
@@ -240,7 +228,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         "/v1/payments/{payment_id}",
         response_model=PaymentOut,
         tags=["payments"],
-        responses=error_responses(*_ALWAYS, "payment_not_found", "validation_error"),
+        responses=error_responses(*ALWAYS_ERRORS, "payment_not_found", "validation_error"),
     )
     async def get_payment(payment_id: str, principal: Caller) -> Any:
         return await db.offload(service.payment, principal, payment_id)
@@ -250,7 +238,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         response_model=LedgerVerificationOut,
         tags=["ledger"],
         summary="Check the double-entry invariants (admin)",
-        responses=error_responses(*_ALWAYS, "forbidden"),
+        responses=error_responses(*ALWAYS_ERRORS, "forbidden"),
     )
     async def verify(principal: Caller) -> Any:
         return (await db.offload(service.verify, principal)).as_json()

@@ -7,8 +7,6 @@ accounts (the source of deposits) may go below zero.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,12 +87,6 @@ def plan_transfer(from_account: Account, to_account: Account, amount_minor: int,
     if not from_account.is_funding and from_account.balance_minor < amount_minor:
         raise LedgerRuleViolation("insufficient_funds", f"account {from_account.id} cannot pay {amount_minor}")
     return Transfer(from_account, to_account, amount_minor, currency)
-
-
-def request_fingerprint(operation: str, body: dict[str, Any]) -> str:
-    """What makes two requests 'the same' for an idempotency key: operation and body, canonically."""
-    canonical = json.dumps([operation, body], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

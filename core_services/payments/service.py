@@ -15,6 +15,7 @@ from core_services import ids
 from core_services.auth import Principal, TokenAuthority, require_admin, require_customer
 from core_services.clock import utc_now
 from core_services.database import LOCK_NOT_AVAILABLE, Database
+from core_services.fingerprint import request_fingerprint
 from core_services.idempotency import InFlightKeys
 from core_services.payments import ledger_store as store
 from core_services.payments.domain import (
@@ -25,7 +26,6 @@ from core_services.payments.domain import (
     check_currency,
     plan_transfer,
     replay,
-    request_fingerprint,
     verify_ledger,
 )
 from core_services.payments.schema import MIGRATIONS, metadata

@@ -9,37 +9,36 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Literal, NamedTuple
 
 import httpx
-from fastapi import Depends, FastAPI, Header, Path, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from core_services.auth import Principal, TokenAuthority
 from core_services.database import Database
-from core_services.http import add_health_routes, bearer, bearer_token, build_app
+from core_services.http import IdempotencyKey, StrictBody, add_health_routes, bearer, bearer_token, build_app
 from core_services.idempotency import check_idempotency_key
 from core_services.portfolio.domain import MAX_QUANTITY, StoredResponse
 from core_services.portfolio.payments_client import PaymentsClient, new_payments_http
 from core_services.portfolio.reconciler import RECONCILE_EVERY_SECONDS, Reconciler
 from core_services.portfolio.service import PortfolioService
-from core_services.problems import PROBLEM_MEDIA_TYPE, Problem, error_responses
+from core_services.problems import (
+    ALWAYS_ERRORS,
+    BODY_ERRORS,
+    IDEMPOTENCY_ERRORS,
+    PROBLEM_MEDIA_TYPE,
+    Problem,
+    error_responses,
+)
 from core_services.ratelimit import RateLimiter
 from core_services.settings import ServiceSettings
 
 log = logging.getLogger("nova.portfolio")
 
 AccountId = Annotated[str, Field(min_length=1, max_length=32)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", description="Required; 1 to 255 characters, unique per intended order"),
-]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class NewOrder(_Strict):
+class NewOrder(StrictBody):
     account_id: AccountId
     symbol: Annotated[str, Field(min_length=1, max_length=12, description="A symbol from GET /v1/quotes")]
     side: Literal["buy", "sell"]
@@ -87,11 +86,6 @@ class PortfolioOut(BaseModel):
     market_value_minor: int
     unrealised_pnl_minor: int
     total_value_minor: int
-
-
-_ALWAYS = ("unauthorized", "rate_limited", "internal_error", "database_unavailable")
-_BODY = ("malformed_json", "payload_too_large", "validation_error")
-_IDEMPOTENT = ("idempotency_key_missing", "idempotency_key_reused", "request_in_progress")
 
 
 class Caller(NamedTuple):
@@ -155,7 +149,7 @@ def _add_routes(app: FastAPI, service: PortfolioService) -> None:
         response_model=QuotesOut,
         tags=["quotes"],
         summary="Every symbol's current price",
-        responses=error_responses(*_ALWAYS),
+        responses=error_responses(*ALWAYS_ERRORS),
     )
     def list_quotes(caller: Authenticated) -> Any:
         return {"data": service.quotes()}
@@ -165,7 +159,7 @@ def _add_routes(app: FastAPI, service: PortfolioService) -> None:
         response_model=QuoteOut,
         tags=["quotes"],
         summary="A symbol's current price from the market simulator",
-        responses=error_responses(*_ALWAYS, "unknown_symbol"),
+        responses=error_responses(*ALWAYS_ERRORS, "unknown_symbol"),
     )
     def get_quote(symbol: str, caller: Authenticated) -> Any:
         return service.quote(symbol)
@@ -177,9 +171,9 @@ def _add_routes(app: FastAPI, service: PortfolioService) -> None:
         tags=["orders"],
         summary="Buy or sell at the current price; cash moves through the payments API",
         responses=error_responses(
-            *_ALWAYS,
-            *_BODY,
-            *_IDEMPOTENT,
+            *ALWAYS_ERRORS,
+            *BODY_ERRORS,
+            *IDEMPOTENCY_ERRORS,
             "forbidden",
             "account_not_found",
             "unknown_symbol",
@@ -190,7 +184,7 @@ def _add_routes(app: FastAPI, service: PortfolioService) -> None:
             "payments_unavailable",
         ),
     )
-    def place_order(body: NewOrder, caller: Authenticated, idempotency_key: IdempotencyKey = None) -> Any:
+    def place_order(body: NewOrder, caller: Authenticated, idempotency_key: IdempotencyKey) -> Any:
         key = check_idempotency_key(idempotency_key)
         return _answer(*service.place_order(caller.principal, caller.token, key, body.model_dump()))
 
@@ -200,7 +194,7 @@ def _add_routes(app: FastAPI, service: PortfolioService) -> None:
         tags=["portfolios"],
         summary="Positions, cash, market value and unrealised P&L of an account the caller owns",
         responses=error_responses(
-            *_ALWAYS, "forbidden", "account_not_found", "validation_error", "payments_unavailable"
+            *ALWAYS_ERRORS, "forbidden", "account_not_found", "validation_error", "payments_unavailable"
         ),
     )
     def get_portfolio(account_id: Annotated[str, Path(min_length=1, max_length=64)], caller: Authenticated) -> Any:

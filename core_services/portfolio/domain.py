@@ -8,8 +8,6 @@ twice. Cost basis is average cost: a sale takes away its proportional share of i
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -188,12 +186,6 @@ def order_amount(price_minor: int, quantity: int) -> int:
     if amount >= MAX_AMOUNT_MINOR:
         raise PortfolioRuleViolation("validation_error", f"the order is worth {amount}, over the limit")
     return amount
-
-
-def request_fingerprint(operation: str, body: Mapping[str, Any]) -> str:
-    """What makes two requests 'the same' for an idempotency key: operation and body, canonically."""
-    canonical = json.dumps([operation, dict(body)], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def replay(record: OrderRecord, fingerprint: str) -> OrderRecord:

@@ -22,6 +22,7 @@ from core_services import ids
 from core_services.auth import Principal, TokenAuthority, require_customer
 from core_services.clock import utc_now
 from core_services.database import Database
+from core_services.fingerprint import request_fingerprint
 from core_services.idempotency import InFlightKeys
 from core_services.portfolio import order_store as store
 from core_services.portfolio.domain import (
@@ -38,7 +39,6 @@ from core_services.portfolio.domain import (
     payment_for,
     payment_outcome,
     replay,
-    request_fingerprint,
     value_portfolio,
 )
 from core_services.portfolio.market import MarketSimulator

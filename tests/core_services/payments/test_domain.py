@@ -16,6 +16,7 @@ import pytest
 
 from core_services import ratelimit
 from core_services.auth import ADMIN, TokenAuthority, token_digest
+from core_services.fingerprint import request_fingerprint
 from core_services.idempotency import InFlightKeys, check_idempotency_key
 from core_services.payments.domain import (
     MAX_AMOUNT_MINOR,
@@ -24,7 +25,6 @@ from core_services.payments.domain import (
     StoredResponse,
     plan_transfer,
     replay,
-    request_fingerprint,
     verify_ledger,
 )
 from core_services.problems import TITLES, Problem

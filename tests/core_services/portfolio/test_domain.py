@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core_services.fingerprint import request_fingerprint
 from core_services.portfolio.domain import (
     PENDING,
     Order,
@@ -18,7 +19,6 @@ from core_services.portfolio.domain import (
     payment_for,
     payment_outcome,
     replay,
-    request_fingerprint,
     value_portfolio,
 )
 
