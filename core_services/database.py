@@ -37,6 +37,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from core_services.problems import Problem
+from instrumentation.db import start_statement, trace_engine
 
 Migration = Callable[[Connection], None]
 T = TypeVar("T")
@@ -64,8 +65,10 @@ class Database:
                 max_overflow=pool_size // 2,
                 pool_timeout=5,
                 connect_args={"connect_timeout": 3, "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
+                hide_parameters=True,
             )
             self._write_lock = None
+        trace_engine(self.engine)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -178,7 +181,7 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
     database = url.split("///", 1)[1] if "///" in url else ""
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size // 2, pool_timeout=5)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size // 2, pool_timeout=5, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -250,15 +253,24 @@ class Sql:
         statement = self.by_dialect[conn.dialect.name]
         cursor = conn.connection.cursor()
         driver = conn.dialect.loaded_dbapi
+        span = start_statement(conn, statement)
         try:
             cursor.execute(statement, params)
         except driver.Error as exc:
+            span.end(exc)
             lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
             if lost:
                 conn.invalidate(exc)
             raise DBAPIError.instance(
-                statement, params, exc, driver.Error, connection_invalidated=lost, dialect=conn.dialect
+                statement,
+                params,
+                exc,
+                driver.Error,
+                hide_parameters=True,
+                connection_invalidated=lost,
+                dialect=conn.dialect,
             ) from exc
+        span.end()
         return cursor
 
 

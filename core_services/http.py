@@ -8,13 +8,16 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core_services.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers, problem_schema
+from instrumentation.asgi import ServerSpans
+from instrumentation.asgi_metrics import RequestMetrics
+from instrumentation.metrics import exposition
 
 log = logging.getLogger("nova.http")
 
@@ -65,10 +68,15 @@ class BodySizeLimit:
         await self.app(scope, limited, send)
 
 
-def build_app(title: str, description: str, max_body_bytes: int) -> FastAPI:
+def build_app(title: str, description: str, max_body_bytes: int, *, service: str) -> FastAPI:
+    """The shared app; `service` ("payments", "portfolio") labels its metrics."""
     app = FastAPI(title=title, description=description, version="1.0.0", docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    # Outside the body limit (a 413 is a request served), inside tracing (its span is the exemplar).
+    app.add_middleware(RequestMetrics, service=service)
+    app.add_middleware(ServerSpans)  # added last: the outermost, so every layer runs inside the request's span
+    _add_metrics_route(app)
 
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -96,6 +104,30 @@ def add_health_routes(app: FastAPI, ready: Callable[[], bool]) -> None:
         if not ready():
             raise Problem("database_unavailable", headers={"Retry-After": "1"})
         return {"status": "ready"}
+
+
+def _add_metrics_route(app: FastAPI) -> None:
+    exposition_formats: dict[int | str, dict[str, Any]] = {
+        200: {
+            "description": "Text format 0.0.4, or OpenMetrics 1.0 (with trace-id exemplars) when Accept asks for it",
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/openmetrics-text": {"schema": {"type": "string"}},
+            },
+        }
+    }
+
+    # Not async: in multiprocess mode a scrape reads every worker's files, off the event loop.
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics of every worker of the service",
+        response_class=Response,
+        responses=exposition_formats,
+    )
+    def metrics(request: Request) -> Response:
+        body, content_type = exposition(request.headers.get("accept", ""))
+        return Response(body, media_type=content_type)
 
 
 def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:

@@ -4,6 +4,10 @@ uvicorn's multiprocess supervisor binds the socket once, shares it with N worker
 and starts a replacement whenever a worker dies, so a killed worker costs only the
 requests it was holding. It is used for N = 1 too: one worker is still supervised.
 
+The workers share one Prometheus metrics folder, `<data-dir>/metrics/<service>/`, made
+empty here before the first worker starts; a worker that dies is forgotten there, so
+its live gauges go while what it counted still counts.
+
     python -m core_services.server payments --port 8001 --workers 2
 """
 
@@ -12,13 +16,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
+from pathlib import Path
 
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 from uvicorn.supervisors import Multiprocess
 
 from core_services.settings import ServiceSettings, SettingsError
+from instrumentation.multiprocess import forget_worker, prepare_metrics_dir
 
 APPS = {
     "payments": "core_services.payments.api:worker_app",
@@ -26,7 +33,10 @@ APPS = {
 }
 
 
-def serve(service: str, host: str, port: int, workers: int, access_log: bool = False) -> None:
+def serve(service: str, host: str, port: int, workers: int, metrics_dir: Path, access_log: bool = False) -> None:
+    prepare_metrics_dir(metrics_dir)
+    # prometheus-client reads this in each worker, before any metric exists.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     config = uvicorn.Config(
         APPS[service],
         factory=True,
@@ -42,7 +52,30 @@ def serve(service: str, host: str, port: int, workers: int, access_log: bool = F
         timeout_keep_alive=30,
     )
     sock = config.bind_socket()
-    Multiprocess(config, sockets=[sock]).run()
+    Supervisor(config, [sock], metrics_dir).run()
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor, which also forgets, in the metrics folder, each worker it has lost or retired."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], metrics_dir: Path) -> None:
+        super().__init__(config, sockets)
+        self.metrics_dir = metrics_dir
+        self._workers: set[int] = set()
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()  # replaces dead workers
+        self._forget_departed_workers()
+
+    def handle_signals(self) -> None:
+        super().handle_signals()  # SIGHUP and SIGTTOU retire workers
+        self._forget_departed_workers()
+
+    def _forget_departed_workers(self) -> None:
+        current = {process.pid for process in self.processes if process.pid is not None}
+        for pid in self._workers - current:
+            forget_worker(pid, self.metrics_dir)
+        self._workers = current
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,11 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Migrate once, here, before any worker starts: workers then never need the
         # database to boot, so a worker replaced during a database outage still comes up.
-        _migrate(args.service, ServiceSettings.from_env())
+        settings = ServiceSettings.from_env()
+        _migrate(args.service, settings)
     except (SettingsError, SQLAlchemyError) as exc:
         print(f"{args.service}: cannot start: {_one_line(exc)}", file=sys.stderr)
         return 2
-    serve(args.service, args.host, args.port, args.workers, args.access_log)
+    metrics_dir = (settings.data_dir / "metrics" / args.service).absolute()
+    serve(args.service, args.host, args.port, args.workers, metrics_dir, args.access_log)
     return 0
 
 

@@ -20,6 +20,8 @@ from core_services.payments.service import PaymentsService
 from core_services.problems import ALWAYS_ERRORS, BODY_ERRORS, IDEMPOTENCY_ERRORS, PROBLEM_MEDIA_TYPE, error_responses
 from core_services.ratelimit import RateLimiter
 from core_services.settings import ServiceSettings
+from instrumentation.metrics import observe_database_pool
+from instrumentation.tracing import configure_tracing
 
 # Identifiers and free text never carry control characters (PostgreSQL refuses NUL in text).
 AccountId = Annotated[str, Field(pattern=f"^{WELL_FORMED.pattern}$", description="An account id, acc_…")]
@@ -141,8 +143,13 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         service.prepare()
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app = build_app(
-        "Nova Payments", "Accounts, a double-entry ledger and idempotent payments.", settings.max_body_bytes
+        "Nova Payments",
+        "Accounts, a double-entry ledger and idempotent payments.",
+        settings.max_body_bytes,
+        service="payments",
     )
+    observe_database_pool("payments", db.engine)
+    app.state.tracing = configure_tracing("payments", settings.data_dir)
     app.state.service = service
     app.state.limiter = limiter
 

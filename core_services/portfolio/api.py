@@ -32,6 +32,8 @@ from core_services.problems import (
 )
 from core_services.ratelimit import RateLimiter
 from core_services.settings import ServiceSettings
+from instrumentation.metrics import observe_database_pool
+from instrumentation.tracing import configure_tracing
 
 log = logging.getLogger("nova.portfolio")
 
@@ -133,8 +135,13 @@ def create_app(
     if migrate:
         service.prepare()
     app = build_app(
-        "Nova Portfolio", "Quotes, orders settled through the payments API, and portfolios.", settings.max_body_bytes
+        "Nova Portfolio",
+        "Quotes, orders settled through the payments API, and portfolios.",
+        settings.max_body_bytes,
+        service="portfolio",
     )
+    observe_database_pool("portfolio", service.db.engine)
+    app.state.tracing = configure_tracing("portfolio", settings.data_dir)
     app.state.service = service
     app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.router.lifespan_context = _lifespan(service, reconcile_every_seconds, owns_http)

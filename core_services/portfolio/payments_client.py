@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
+from instrumentation.http_client import HttpClientSpans
+
 # A slow payments service must not hold a portfolio worker for long: p99 < 200 ms is the goal.
 PAYMENTS_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 ATTEMPTS = 3
@@ -60,10 +62,12 @@ class PaymentsClient:
         self._attempts = attempts
         self._backoff = backoff_seconds
         self._sleep = sleep
+        self._spans = HttpClientSpans(str(http.base_url))
 
     def account(self, account_id: str, customer_token: str) -> PaymentsAnswer:
         """Read an account as its owner would: payments answers 404 for anyone else's."""
-        return self._send("GET", f"/v1/accounts/{quote(account_id, safe='')}", customer_token)
+        path = f"/v1/accounts/{quote(account_id, safe='')}"
+        return self._send("GET", path, customer_token, template="/v1/accounts/{account_id}")
 
     def pay(self, idempotency_key: str, body: dict[str, Any]) -> PaymentsAnswer:
         return self._send("POST", "/v1/payments", self._admin_token, body, idempotency_key)
@@ -82,8 +86,16 @@ class PaymentsClient:
         self.http.close()
 
     def _send(
-        self, method: str, path: str, token: str, body: dict[str, Any] | None = None, idempotency_key: str | None = None
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        *,
+        template: str | None = None,
     ) -> PaymentsAnswer:
+        """`template` is the path's shape when it holds an id (`/v1/accounts/{account_id}`): spans are named by it."""
         headers = {"Authorization": f"Bearer {token}"}
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
@@ -91,11 +103,19 @@ class PaymentsClient:
         for attempt in range(self._attempts):
             if attempt:
                 self._sleep(self._backoff[min(attempt, len(self._backoff)) - 1])
+            # Each attempt is its own client span, so its headers carry its own span id.
+            attempt_headers = dict(headers)
+            call = self._spans.start(method, template or path, path, attempt_headers, resend=attempt)
             try:
-                response = self.http.request(method, path, headers=headers, json=body)
+                response = self.http.request(method, path, headers=attempt_headers, json=body)
             except httpx.RequestError as exc:
+                call.end(error=exc)
                 failure = f"{type(exc).__name__}: {exc}"
                 continue
+            except BaseException as exc:
+                call.end(error=exc)
+                raise
+            call.end(response.status_code, protocol=response.http_version)
             if response.status_code >= 500 or response.status_code in _RETRYABLE_STATUSES:
                 failure = f"payments answered {response.status_code}"
                 continue

@@ -50,7 +50,7 @@ def clean_environment() -> dict[str, str]:
 class OwnedProcess:
     """A server subprocess this benchmark started; a context manager that always stops it."""
 
-    def __init__(self, name: str, command: list[str], log_path: Path) -> None:
+    def __init__(self, name: str, command: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
@@ -58,7 +58,7 @@ class OwnedProcess:
             self.popen = subprocess.Popen(
                 command,
                 cwd=REPO_ROOT,
-                env=clean_environment(),
+                env={**clean_environment(), **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
