@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test lint bench bench-overhead lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: lint
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m loadtests.bench.payments_bench
+
+bench-overhead: $(BIN)/.installed
+	$(BIN)/python -m loadtests.bench.overhead_bench
 
 # Re-pin every dependency (needs network); commit the result.
 lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
@@ -18,6 +19,7 @@ from core_services.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_
 from instrumentation.asgi import ServerSpans
 from instrumentation.asgi_metrics import RequestMetrics
 from instrumentation.metrics import exposition
+from instrumentation.tracing import configure_tracing
 
 log = logging.getLogger("nova.http")
 
@@ -68,14 +70,18 @@ class BodySizeLimit:
         await self.app(scope, limited, send)
 
 
-def build_app(title: str, description: str, max_body_bytes: int, *, service: str) -> FastAPI:
-    """The shared app; `service` ("payments", "portfolio") labels its metrics."""
+def build_app(title: str, description: str, max_body_bytes: int, *, service: str, telemetry: str = "suite") -> FastAPI:
+    """The shared app; `service` ("payments", "portfolio") labels its metrics.
+
+    `telemetry` other than "suite" leaves the suite's middlewares out (see `instrument`).
+    """
     app = FastAPI(title=title, description=description, version="1.0.0", docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     # Outside the body limit (a 413 is a request served), inside tracing (its span is the exemplar).
-    app.add_middleware(RequestMetrics, service=service)
-    app.add_middleware(ServerSpans)  # added last: the outermost, so every layer runs inside the request's span
+    if telemetry == "suite":
+        app.add_middleware(RequestMetrics, service=service)
+        app.add_middleware(ServerSpans)  # added last: the outermost, so every layer runs inside the request's span
     _add_metrics_route(app)
 
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
@@ -104,6 +110,24 @@ def add_health_routes(app: FastAPI, ready: Callable[[], bool]) -> None:
         if not ready():
             raise Problem("database_unavailable", headers={"Retry-After": "1"})
         return {"status": "ready"}
+
+
+def idempotent_response(status: int, body: dict[str, Any], replayed: bool) -> JSONResponse:
+    """The stored answer to an idempotent request, marked when it is a replay of the first."""
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    media_type = PROBLEM_MEDIA_TYPE if status >= 400 else "application/json"
+    return JSONResponse(body, status_code=status, headers=headers, media_type=media_type)
+
+
+def instrument(app: FastAPI, service: str, data_dir: Path, telemetry: str) -> None:
+    """Set up the process's tracing for the app: the suite's, none, or the stock FastAPI one."""
+    if telemetry == "off":
+        return
+    app.state.tracing = configure_tracing(service, data_dir)
+    if telemetry == "stock":
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=app.state.tracing.provider)
 
 
 def _add_metrics_route(app: FastAPI) -> None:

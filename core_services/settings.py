@@ -32,6 +32,9 @@ class ServiceSettings:
     max_body_bytes: int
     rate_limit_per_second: float
     rate_limit_burst: int
+    # "suite" (the suite's instrumentation), "off", or "stock" (opentelemetry-instrumentation-fastapi,
+    # a dev dependency): the last two exist so the overhead benchmark can compare.
+    telemetry: str = "suite"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServiceSettings:
@@ -48,6 +51,7 @@ class ServiceSettings:
             max_body_bytes=_int(env, "NOVA_MAX_BODY_BYTES", 64 * 1024),
             rate_limit_per_second=float(_int(env, "NOVA_RATE_LIMIT", 5000)),
             rate_limit_burst=_int(env, "NOVA_RATE_BURST", 10000),
+            telemetry=_choice(env, "NOVA_TELEMETRY", ("suite", "off", "stock")),
         )
 
 
@@ -78,6 +82,14 @@ def read_or_create_admin_token(data_dir: Path) -> str:
     finally:
         draft.unlink()
     return path.read_text().strip()
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`; the first when unset."""
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:

@@ -146,8 +146,8 @@ class _NoStatement:
 
 
 NO_STATEMENT = _NoStatement()
-# By engine; engines live as long as their service (a weak mapping would cost a weakref per statement).
-_databases: dict[Engine, DatabaseSpans] = {}
+# Kept on the engine itself: it lives exactly as long, and costs one attribute read per statement.
+_ENGINE_ATTRIBUTE = "_nova_database_spans"
 
 
 def start_statement(conn: Connection, statement: str) -> StatementSpan | _NoStatement:
@@ -163,14 +163,11 @@ def start_statement(conn: Connection, statement: str) -> StatementSpan | _NoStat
 
 def trace_engine(engine: Engine) -> DatabaseSpans:
     """Make a span of every statement `engine` executes through SQLAlchemy (once per engine)."""
-    spans = _databases.get(engine)
-    if spans is not None:
-        return spans
-    spans = _databases[engine] = DatabaseSpans.of_engine(engine)
-    event.listen(engine, "before_cursor_execute", _before_execute)
-    event.listen(engine, "after_cursor_execute", _after_execute)
-    event.listen(engine, "handle_error", _on_error)
-    return spans
+    if not event.contains(engine, "before_cursor_execute", _before_execute):
+        event.listen(engine, "before_cursor_execute", _before_execute)
+        event.listen(engine, "after_cursor_execute", _after_execute)
+        event.listen(engine, "handle_error", _on_error)
+    return _spans_of(engine)
 
 
 def summarise(statement: str) -> tuple[list[str], list[str], str]:
@@ -208,9 +205,10 @@ def summarise(statement: str) -> tuple[list[str], list[str], str]:
 
 
 def _spans_of(engine: Engine) -> DatabaseSpans:
-    spans = _databases.get(engine)
+    spans: DatabaseSpans | None = getattr(engine, _ENGINE_ATTRIBUTE, None)
     if spans is None:
-        spans = _databases[engine] = DatabaseSpans.of_engine(engine)
+        spans = DatabaseSpans.of_engine(engine)
+        setattr(engine, _ENGINE_ATTRIBUTE, spans)
     return spans
 
 

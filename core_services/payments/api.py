@@ -12,16 +12,25 @@ from pydantic import BaseModel, Field, field_validator
 from core_services.auth import Principal, TokenAuthority
 from core_services.currencies import ISO_4217
 from core_services.database import Database
-from core_services.http import IdempotencyKey, StrictBody, add_health_routes, bearer, bearer_token, build_app
+from core_services.http import (
+    IdempotencyKey,
+    StrictBody,
+    add_health_routes,
+    bearer,
+    bearer_token,
+    build_app,
+    idempotent_response,
+    instrument,
+)
 from core_services.idempotency import check_idempotency_key
 from core_services.ids import WELL_FORMED
 from core_services.payments.domain import MAX_AMOUNT_MINOR, StoredResponse
 from core_services.payments.service import PaymentsService
-from core_services.problems import ALWAYS_ERRORS, BODY_ERRORS, IDEMPOTENCY_ERRORS, PROBLEM_MEDIA_TYPE, error_responses
+from core_services.problems import ALWAYS_ERRORS, BODY_ERRORS, IDEMPOTENCY_ERRORS, error_responses
 from core_services.ratelimit import RateLimiter
 from core_services.settings import ServiceSettings
+from core_services.telemetry import record_payment
 from instrumentation.metrics import observe_database_pool
-from instrumentation.tracing import configure_tracing
 
 # Identifiers and free text never carry control characters (PostgreSQL refuses NUL in text).
 AccountId = Annotated[str, Field(pattern=f"^{WELL_FORMED.pattern}$", description="An account id, acc_…")]
@@ -147,9 +156,10 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         "Accounts, a double-entry ledger and idempotent payments.",
         settings.max_body_bytes,
         service="payments",
+        telemetry=settings.telemetry,
     )
     observe_database_pool("payments", db.engine)
-    app.state.tracing = configure_tracing("payments", settings.data_dir)
+    instrument(app, "payments", settings.data_dir, settings.telemetry)
     app.state.service = service
     app.state.limiter = limiter
 
@@ -209,7 +219,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
     )
     async def deposit(body: NewDeposit, principal: Caller, idempotency_key: IdempotencyKey) -> Any:
         key = check_idempotency_key(idempotency_key)
-        return _answer(*await db.offload(service.deposit, principal, key, body.model_dump()))
+        return _answer("deposit", *await db.offload(service.deposit, principal, key, body.model_dump()))
 
     @app.post(
         "/v1/payments",
@@ -229,7 +239,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
     )
     async def pay(body: NewPayment, principal: Caller, idempotency_key: IdempotencyKey) -> Any:
         key = check_idempotency_key(idempotency_key)
-        return _answer(*await db.offload(service.pay, principal, key, body.model_dump()))
+        return _answer("payment", *await db.offload(service.pay, principal, key, body.model_dump()))
 
     @app.get(
         "/v1/payments/{payment_id}",
@@ -254,7 +264,6 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
     return app
 
 
-def _answer(response: StoredResponse, replayed: bool) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    media_type = PROBLEM_MEDIA_TYPE if response.status >= 400 else "application/json"
-    return JSONResponse(response.body, status_code=response.status, headers=headers, media_type=media_type)
+def _answer(kind: str, response: StoredResponse, replayed: bool) -> JSONResponse:
+    record_payment(kind, response.status, response.body, replayed)
+    return idempotent_response(response.status, response.body, replayed)

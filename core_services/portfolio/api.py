@@ -16,7 +16,16 @@ from pydantic import BaseModel, Field
 
 from core_services.auth import Principal, TokenAuthority
 from core_services.database import Database
-from core_services.http import IdempotencyKey, StrictBody, add_health_routes, bearer, bearer_token, build_app
+from core_services.http import (
+    IdempotencyKey,
+    StrictBody,
+    add_health_routes,
+    bearer,
+    bearer_token,
+    build_app,
+    idempotent_response,
+    instrument,
+)
 from core_services.idempotency import check_idempotency_key
 from core_services.portfolio.domain import MAX_QUANTITY, StoredResponse
 from core_services.portfolio.payments_client import PaymentsClient, new_payments_http
@@ -26,14 +35,13 @@ from core_services.problems import (
     ALWAYS_ERRORS,
     BODY_ERRORS,
     IDEMPOTENCY_ERRORS,
-    PROBLEM_MEDIA_TYPE,
     Problem,
     error_responses,
 )
 from core_services.ratelimit import RateLimiter
 from core_services.settings import ServiceSettings
+from core_services.telemetry import record_order
 from instrumentation.metrics import observe_database_pool
-from instrumentation.tracing import configure_tracing
 
 log = logging.getLogger("nova.portfolio")
 
@@ -139,9 +147,10 @@ def create_app(
         "Quotes, orders settled through the payments API, and portfolios.",
         settings.max_body_bytes,
         service="portfolio",
+        telemetry=settings.telemetry,
     )
     observe_database_pool("portfolio", service.db.engine)
-    app.state.tracing = configure_tracing("portfolio", settings.data_dir)
+    instrument(app, "portfolio", settings.data_dir, settings.telemetry)
     app.state.service = service
     app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.router.lifespan_context = _lifespan(service, reconcile_every_seconds, owns_http)
@@ -193,7 +202,7 @@ def _add_routes(app: FastAPI, service: PortfolioService) -> None:
     )
     def place_order(body: NewOrder, caller: Authenticated, idempotency_key: IdempotencyKey) -> Any:
         key = check_idempotency_key(idempotency_key)
-        return _answer(*service.place_order(caller.principal, caller.token, key, body.model_dump()))
+        return _answer(body.side, *service.place_order(caller.principal, caller.token, key, body.model_dump()))
 
     @app.get(
         "/v1/portfolios/{account_id}",
@@ -238,7 +247,6 @@ def _warm_market(service: PortfolioService) -> None:
         log.warning("market not warmed: %s", problem)
 
 
-def _answer(response: StoredResponse, replayed: bool) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    media_type = PROBLEM_MEDIA_TYPE if response.status >= 400 else "application/json"
-    return JSONResponse(response.body, status_code=response.status, headers=headers, media_type=media_type)
+def _answer(side: str, response: StoredResponse, replayed: bool) -> JSONResponse:
+    record_order(side, response.status, response.body, replayed)
+    return idempotent_response(response.status, response.body, replayed)

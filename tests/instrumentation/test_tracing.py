@@ -499,7 +499,7 @@ def test_real_servers_trace_an_order_through_both_services(run_platform: Any, cl
             )
             assert order.status_code == 201, order.text
     # Stopped: each worker exported what it still held when its app shut down.
-    spans = []
+    spans: list[tuple[str, dict[str, Any]]] = []
     for service in ("payments", "portfolio"):
         for line in (platform.options.data_dir / "traces" / f"{service}.jsonl").read_text().splitlines():
             for resource_spans in json.loads(line)["resourceSpans"]:

@@ -1,0 +1,42 @@
+"""Business telemetry: what happened to payments and orders, as counters and span attributes.
+
+Outcome labels are the answer's problem `code` (a fixed set) or `settled`/`filled`, so the
+series stay few.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+
+from instrumentation.metrics import counter
+
+PAYMENTS = counter("nova_payments", "Payment and deposit requests answered, by kind and outcome", ("kind", "outcome"))
+ORDERS = counter("nova_orders", "Order requests answered, by side and outcome", ("side", "outcome"))
+IDEMPOTENT_REPLAYS = counter(
+    "nova_idempotent_replays", "Requests answered with the stored first response of their key", ("service",)
+)
+
+
+def record_payment(kind: str, status: int, body: dict[str, Any], replayed: bool) -> None:
+    outcome = "settled" if status < 300 else str(body.get("code", "error"))
+    PAYMENTS.labels(kind, outcome).inc()
+    _record("payments", outcome, replayed, {"nova.payment.id": body.get("id")})
+
+
+def record_order(side: str, status: int, body: dict[str, Any], replayed: bool) -> None:
+    outcome = str(body.get("status", "filled")) if status < 300 else str(body.get("code", "error"))
+    ORDERS.labels(side, outcome).inc()
+    _record(
+        "portfolio", outcome, replayed, {"nova.order.id": body.get("id"), "nova.payment.id": body.get("payment_id")}
+    )
+
+
+def _record(service: str, outcome: str, replayed: bool, ids: dict[str, Any]) -> None:
+    if replayed:
+        IDEMPOTENT_REPLAYS.labels(service).inc()
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes({"nova.outcome": outcome, "nova.idempotent_replay": replayed})
+        span.set_attributes({name: value for name, value in ids.items() if isinstance(value, str)})
