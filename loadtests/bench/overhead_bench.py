@@ -28,7 +28,7 @@ from rich.table import Table
 from loadtests.bench.errors import BenchError
 from loadtests.bench.machine import describe_machine
 from loadtests.bench.payers import Payer, seed_payers, write_wrk_script
-from loadtests.bench.processes import OwnedProcess, free_port
+from loadtests.bench.processes import nova_serve
 from loadtests.bench.report import print_machine
 from loadtests.bench.wrk import WRK_THREADS, WrkRun, require_wrk, run_wrk
 
@@ -102,26 +102,7 @@ def measure(seconds: int, connections: int, rounds: int, console: Console) -> di
 
 @contextmanager
 def running_platform(data_dir: Path, mode: Mode) -> Iterator[Platform]:
-    payments_port = free_port(set())
-    portfolio_port = free_port({payments_port})
-    command = [
-        sys.executable,
-        "-m",
-        "nova",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--workers",
-        "2",
-        "--payments-port",
-        str(payments_port),
-        "--portfolio-port",
-        str(portfolio_port),
-    ]
-    payments_url, portfolio_url = f"http://127.0.0.1:{payments_port}", f"http://127.0.0.1:{portfolio_port}"
-    with OwnedProcess("nova serve", command, data_dir.with_suffix(".log"), env=mode.env) as server:
-        server.wait_ready(f"{payments_url}/readyz")
-        server.wait_ready(f"{portfolio_url}/readyz")
+    with nova_serve(data_dir, 2, env=mode.env) as (_, payments_url, portfolio_url):
         admin_token = (data_dir / "admin-token").read_text().strip()
         payers = seed_payers(payments_url, admin_token)
         yield Platform(payments_url, portfolio_url, payers, portfolio_script(portfolio_url, payers[0], data_dir))

@@ -41,7 +41,7 @@ from loadtests.bench.errors import BenchError
 from loadtests.bench.machine import describe_machine
 from loadtests.bench.payers import PAYERS, Payer, seed_payers, write_wrk_script
 from loadtests.bench.postgres import durability_settings, scratch_database
-from loadtests.bench.processes import OwnedProcess, free_port
+from loadtests.bench.processes import nova_serve
 from loadtests.bench.report import print_machine, print_report, write_json
 from loadtests.bench.results import (
     DATABASE_NAMES,
@@ -200,7 +200,7 @@ class Stages:
         data_dir = workdir / f"nova-{database}"
         marker = _database_name(payments_db)
         task = self._start(f"{name}: starting nova serve, funding {PAYERS} payers", None)
-        with _nova_serve(data_dir, settings.workers, payments_db) as (server, url):
+        with nova_serve(data_dir, settings.workers, payments_db) as (server, url, _):
             admin_token = (data_dir / "admin-token").read_text().strip()
             payers = seed_payers(url, admin_token)
             self._finish(task, f"{name}: nova serve up, {PAYERS} payers funded")
@@ -262,35 +262,6 @@ def _database_name(url: str | None) -> str | None:
     if url is None:
         return None
     return urlsplit(url).path.lstrip("/") or None
-
-
-@contextmanager
-def _nova_serve(data_dir: Path, workers: int, payments_db: str | None) -> Iterator[tuple[OwnedProcess, str]]:
-    """`nova serve` on two free ports, ready on both; stopped (SIGTERM, then SIGKILL) on exit."""
-    payments_port = free_port(set())
-    portfolio_port = free_port({payments_port})
-    command = [
-        sys.executable,
-        "-m",
-        "nova",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--payments-port",
-        str(payments_port),
-        "--portfolio-port",
-        str(portfolio_port),
-        "--workers",
-        str(workers),
-    ]
-    if payments_db is not None:
-        command += ["--payments-db", payments_db]
-    url = f"http://127.0.0.1:{payments_port}"
-    with OwnedProcess("nova serve", command, data_dir.with_suffix(".log")) as server:
-        server.wait_ready(f"{url}/readyz")
-        # Portfolio starts after payments; waiting keeps its start-up off the measured CPUs.
-        server.wait_ready(f"http://127.0.0.1:{portfolio_port}/readyz")
-        yield server, url
 
 
 def _verify_ledger(url: str, admin_token: str, runs: list[WrkRun]) -> LedgerCheck:

@@ -12,7 +12,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -127,3 +130,37 @@ class OwnedProcess:
             if not self._kill_group(0):
                 return
         self._kill_group()
+
+
+@contextmanager
+def nova_serve(
+    data_dir: Path, workers: int, payments_db: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[tuple[OwnedProcess, str, str]]:
+    """`nova serve` on two free ports, ready on both; yields it with the payments and portfolio URLs.
+
+    Stopped (SIGTERM, then SIGKILL) on exit. `env` adds settings such as NOVA_TELEMETRY.
+    """
+    payments_port = free_port(set())
+    portfolio_port = free_port({payments_port})
+    command = [
+        sys.executable,
+        "-m",
+        "nova",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--payments-port",
+        str(payments_port),
+        "--portfolio-port",
+        str(portfolio_port),
+        "--workers",
+        str(workers),
+    ]
+    if payments_db is not None:
+        command += ["--payments-db", payments_db]
+    url = f"http://127.0.0.1:{payments_port}"
+    with OwnedProcess("nova serve", command, data_dir.with_suffix(".log"), env=env) as server:
+        server.wait_ready(f"{url}/readyz")
+        # Portfolio starts after payments; waiting keeps its start-up off the measured CPUs.
+        server.wait_ready(f"http://127.0.0.1:{portfolio_port}/readyz")
+        yield server, url, f"http://127.0.0.1:{portfolio_port}"

@@ -167,7 +167,7 @@ def test_database_spans_hold_the_statement_and_never_its_values(services: Traced
         query = str(attributes["db.query.text"])
         assert attributes["db.operation.name"] == query.split()[0].upper() or query.startswith("WITH")
         assert span.name == attributes["db.query.summary"]
-        for value in (trader.account_id, other.account_id, "4242", "the-key-4242", trader.customer_id):
+        for value in (trader.account_id, other.account_id, "4242", "the-key-4242", trader.id):
             assert value not in json.dumps(dict(attributes)), (span.name, value)
     names = {span.name for span in statements}
     assert {"SELECT accounts", "UPDATE accounts", "INSERT payments", "INSERT entries"} <= names

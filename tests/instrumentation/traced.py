@@ -21,19 +21,9 @@ from core_services.portfolio.api import create_app as create_portfolio_app
 from core_services.settings import ServiceSettings
 from instrumentation.tracing import TracingSetup, configure_tracing
 from tests.conftest import ADMIN_TOKEN
+from tests.core_services.portfolio.conftest import Customer as Trader
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@dataclass
-class Trader:
-    customer_id: str
-    token: str
-    account_id: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @dataclass
