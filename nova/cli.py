@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer._click.exceptions import UsageError
 
 from core_services.settings import DEFAULT_DATA_DIR, SettingsError, database_url
+from nova.output import console, err, fail
 from nova.serve import Platform, ServeError, ServeOptions
+from nova.slo_cli import slo_app
 
 app = typer.Typer(
     help="Nova Reliability Suite: payments platform, SLOs, load, chaos, alerts.",
@@ -21,17 +22,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
+
+app.add_typer(slo_app, name="slo")
 
 DataDir = Annotated[Path, typer.Option(help="Where SQLite files, the admin token and run state live")]
 Workers = Annotated[int, typer.Option(min=1, max=64, help="Worker processes per service")]
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print the one-line reason and leave with a non-zero code."""
-    err.print(f"nova: {message}", highlight=False, markup=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 @app.command()

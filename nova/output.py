@@ -1,0 +1,15 @@
+"""Where every `nova` command writes: results to stdout, one-line reasons to stderr."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print the one-line reason and leave with a non-zero code."""
+    err.print(f"nova: {message}", highlight=False, markup=False, soft_wrap=True)
+    return typer.Exit(code)
