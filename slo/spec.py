@@ -178,7 +178,7 @@ def _read_documents(path: Path) -> list[_Document]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"invalid YAML: {problem}", file=file, line=mark.line + 1 if mark else None) from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     if not documents:
         raise SpecError("no SLO spec in the file", file=file, line=1)
     return documents

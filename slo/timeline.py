@@ -48,6 +48,7 @@ class SLOTimeline:
     thresholds: list[Threshold]
     budget_remaining: Series  # share of the period's budget left, 1 = untouched, < 0 = overspent
     alerts: list[AlertInterval] = field(default_factory=list)
+    bad_events: dict[str, Series] = field(default_factory=dict)  # long window label -> bad events in it
     latency_p50_ms: Series | None = None
     latency_p99_ms: Series | None = None
     latency_threshold_ms: float | None = None
