@@ -21,6 +21,7 @@ keeps 100 SLOs over 30 days at one-minute steps well under a second.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from slo.spec import SLO, LatencySLI
 from slo.timeline import AlertInterval, SLOTimeline, Threshold
 from slo.windows import AlertWindows, exact_float
 
+_CHUNK = 2048
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -90,43 +92,105 @@ class CounterSamples:
         if np.any(np.diff(self.timestamps_ms) <= 0):
             raise ValueError("timestamps must increase")
 
+    @functools.cached_property
+    def resets(self) -> Floats | None:
+        """Running sum of the values lost at each counter reset (None when nothing reset)."""
+        previous = self.values[:, :-1]
+        lost = np.where(self.values[:, 1:] < previous, previous, 0.0)
+        if not lost.any():
+            return None
+        return np.concatenate([np.zeros((self.values.shape[0], 1)), np.cumsum(lost, axis=1)], axis=1)
+
 
 def extrapolated_rate(samples: CounterSamples, eval_ms: Ints, window: int, *, left_open: bool = False) -> Floats:
     """Prometheus's `rate(counter[window])` at each evaluation time; NaN where it has no result.
 
-    Same steps and operation order as Prometheus's `extrapolatedRate`: last minus first plus
-    the value before every reset, extrapolated towards the range edges (to half a sample
-    interval at most, and never below a zero counter), divided by the range in seconds.
+    Same steps as Prometheus's `extrapolatedRate`: last minus first plus the value before every
+    reset, extrapolated towards the range edges (to half a sample interval at most, and never
+    below a zero counter), divided by the range in seconds.
     """
+    return _increase(samples, eval_ms, window, left_open=left_open).rate(window)
+
+
+@dataclass(frozen=True)
+class _Increase:
+    """`rate()` split in two: each series' raw increase, and the extrapolation factor.
+
+    The factor depends only on when samples were taken, which all series share, except in the
+    few cells where a counter's extrapolated zero point cuts the start short; those are kept
+    apart. So the ratio of two counters is the ratio of their increases, without any per-cell
+    factor: the step that makes evaluating many SLOs cheap.
+    """
+
+    result: Floats  # (series, evaluations); NaN where the range holds fewer than two samples
+    factor: Floats  # (evaluations,): extrapolated interval / sampled interval
+    clamped: tuple[Ints, Ints]  # cells whose own factor differs
+    clamped_factor: Floats
+
+    def rate(self, window: int) -> Floats:
+        rate = self.result * self.factor / float(window)
+        rate[self.clamped] = self.result[self.clamped] * self.clamped_factor / float(window)
+        return rate
+
+    def increase(self) -> Floats:
+        """What the traffic guard counts: rate x window, without dividing and multiplying back."""
+        extrapolated = self.result * self.factor
+        extrapolated[self.clamped] = self.result[self.clamped] * self.clamped_factor
+        return extrapolated
+
+
+def _columns(values: Floats, index: Ints) -> Floats:
+    """`values[:, index]`, as a view when the index is a run of consecutive columns (the usual case)."""
+    if index.shape[0] and index[-1] - index[0] == index.shape[0] - 1 and np.all(np.diff(index) == 1):
+        return values[:, index[0] : index[-1] + 1]
+    return values[:, index]
+
+
+def _ratio(error: _Increase, total: _Increase, window: int) -> Floats:
+    """`error_rate / (total_rate > 0)`: the shared extrapolation factor cancels except in clamped cells."""
+    ratio = np.full(total.result.shape, np.nan)
+    with np.errstate(invalid="ignore"):
+        np.divide(error.result, total.result, out=ratio, where=total.result > 0)
+    if error.clamped[0].size or total.clamped[0].size:
+        error_rate, total_rate = error.rate(window), total.rate(window)
+        for cells in (error.clamped, total.clamped):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio[cells] = np.where(total_rate[cells] > 0, error_rate[cells] / total_rate[cells], np.nan)
+    return ratio
+
+
+def _increase(samples: CounterSamples, eval_ms: Ints, window: int, *, left_open: bool) -> _Increase:
     ts, values = samples.timestamps_ms, samples.values
     window_ms = window * 1000
     lo = np.searchsorted(ts, eval_ms - window_ms, side="right" if left_open else "left")
     hi = np.searchsorted(ts, eval_ms, side="right") - 1
     present = (hi - lo) >= 1
-    lo_c, hi_c = np.where(present, lo, 0), np.where(present, hi, 0)
+    lo, hi = np.where(present, lo, 0), np.where(present, hi, 0)
 
-    previous = np.concatenate([np.zeros((values.shape[0], 1)), values[:, :-1]], axis=1)
-    before_reset = np.where(values < previous, previous, 0.0)
-    before_reset[:, 0] = 0.0
-    resets = np.cumsum(before_reset, axis=1)
-
-    first, last = values[:, lo_c], values[:, hi_c]
-    result = (last - first) + (resets[:, hi_c] - resets[:, lo_c])
-    to_start = (ts[lo_c] - (eval_ms - window_ms)) / 1000
-    to_end = (eval_ms - ts[hi_c]) / 1000
-    sampled = (ts[hi_c] - ts[lo_c]) / 1000
-    count = np.maximum(hi_c - lo_c, 1)
+    first = _columns(values, lo)
+    result = _columns(values, hi) - first
+    if samples.resets is not None:
+        result += samples.resets[:, hi] - samples.resets[:, lo]
+    to_start = (ts[lo] - (eval_ms - window_ms)) / 1000
+    to_end = (eval_ms - ts[hi]) / 1000
+    sampled = (ts[hi] - ts[lo]) / 1000
     with np.errstate(divide="ignore", invalid="ignore"):
-        average = sampled / count
-        to_zero = sampled * (first / result)
-    to_start = np.broadcast_to(to_start, result.shape)
-    to_start = np.where((result > 0) & (first >= 0) & (to_zero < to_start), to_zero, to_start)
-    threshold = average * 1.1
-    interval = sampled + np.where(to_start < threshold, to_start, average / 2)
-    interval = interval + np.where(to_end < threshold, to_end, average / 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = result * (interval / sampled) / float(window)
-    return np.where(present, rate, np.nan)
+        average = sampled / np.maximum(hi - lo, 1)
+        threshold = average * 1.1
+        end_part = np.where(to_end < threshold, to_end, average / 2)
+        factor = (sampled + np.where(to_start < threshold, to_start, average / 2) + end_part) / sampled
+        # A counter extrapolated back to zero later than the range start starts there instead.
+        near_zero = first < result * (to_start / sampled * (1 + 1e-9))
+    rows, cols = np.nonzero(near_zero) if near_zero.any() else (np.empty(0, np.int64), np.empty(0, np.int64))
+    keep = present[cols] & (result[rows, cols] > 0) & (first[rows, cols] >= 0)
+    rows, cols = rows[keep], cols[keep]
+    to_zero = sampled[cols] * (first[rows, cols] / result[rows, cols])
+    start = np.minimum(to_zero, to_start[cols])
+    start = np.where(start < threshold[cols], start, average[cols] / 2)
+    clamped_factor = (sampled[cols] + start + end_part[cols]) / sampled[cols]
+    if not present.all():
+        result[:, ~present] = np.nan
+    return _Increase(result, factor, (rows, cols), clamped_factor)
 
 
 @dataclass(frozen=True)
@@ -148,14 +212,20 @@ def evaluate_counters(
 ) -> list[SLOTimeline]:
     """Replay the generated rules at `eval_ms` over raw counters (row s of each belongs to models[s])."""
     _check_rows(models, errors.values.shape[0], totals.values.shape[0])
-    windows = _union_windows(models)
     ratio, bad = {}, {}
-    for window in windows:
-        error_rate = extrapolated_rate(errors, eval_ms, window, left_open=left_open)
-        total_rate = extrapolated_rate(totals, eval_ms, window, left_open=left_open)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio[window] = np.where(total_rate > 0, error_rate / total_rate, np.nan)
-        bad[window] = error_rate * window
+    shape = (len(models), eval_ms.shape[0])
+    long_windows = {w for model in models for w in model.windows.long_windows}
+    for window in _union_windows(models):
+        ratio[window] = np.empty(shape)
+        if window in long_windows:  # only long windows feed the traffic guard
+            bad[window] = np.empty(shape)
+        for start in range(0, shape[1], _CHUNK):  # chunks small enough to stay in the CPU cache
+            cols = slice(start, start + _CHUNK)
+            error = _increase(errors, eval_ms[cols], window, left_open=left_open)
+            total = _increase(totals, eval_ms[cols], window, left_open=left_open)
+            ratio[window][:, cols] = _ratio(error, total, window)
+            if window in long_windows:
+                bad[window][:, cols] = error.increase()
     period = np.full((len(models), eval_ms.shape[0]), np.nan)
     for s, model in enumerate(models):
         shortest = ratio[model.windows.windows[0]][s]
@@ -241,7 +311,7 @@ def _timelines(
     timelines = []
     for s, model in enumerate(models):
         ratio = {w: windowed.ratio[w][s] for w in model.windows.windows}
-        bad = {w: windowed.bad_events[w][s] for w in model.windows.windows}
+        bad = {w: windowed.bad_events[w][s] for w in model.windows.long_windows}
         period_ratio = windowed.period_ratio[s]
         remaining = 1 - (period_ratio / model.budget)
         alerts: list[AlertInterval] = []

@@ -1,0 +1,119 @@
+"""SLO timelines read back from a running Prometheus that evaluates the generated rules.
+
+Only the HTTP API (`/api/v1/query_range`) is used, so any Prometheus-compatible store that
+runs the rules (Thanos, Mimir, VictoriaMetrics) works the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+import numpy as np
+
+from slo.durations import format_duration
+from slo.errors import SourceError
+from slo.evaluator import SLOModel
+from slo.rules import RuleOptions, selector
+from slo.spec import SLO, LatencySLI
+from slo.timeline import AlertInterval, Series, SLOTimeline, Threshold
+from slo.windows import exact_float
+
+
+class PrometheusAPI:
+    def __init__(self, url: str, timeout: float = 15.0) -> None:
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def query_range(
+        self, promql: str, start: float, end: float, step: int
+    ) -> list[tuple[dict[str, str], list[list[float | str]]]]:
+        """`(labels, [[t, "value"], ...])` per series; a refusal or an unreachable server is one SourceError."""
+        try:
+            response = self._client.get(
+                "/api/v1/query_range", params={"query": promql, "start": start, "end": end, "step": step}
+            )
+            body = response.json()
+        except httpx.HTTPError as exc:
+            raise SourceError(f"cannot query Prometheus at {self.url}: {exc}") from None
+        except ValueError:
+            raise SourceError(f"Prometheus at {self.url} answered {response.status_code} without JSON") from None
+        if body.get("status") != "success":
+            raise SourceError(f"Prometheus refused {promql!r}: {body.get('error', response.status_code)}")
+        return [(series["metric"], series["values"]) for series in body["data"]["result"]]
+
+    def on_grid(self, promql: str, grid: Series, step: int) -> Series:
+        """The query's single series on `grid` (NaN where absent); several series are summed."""
+        values = np.full(grid.shape[0], np.nan)
+        for _, points in self.query_range(promql, float(grid[0]), float(grid[-1]), step):
+            for t, v in points:
+                i = _index(t, grid, step)
+                if 0 <= i < grid.shape[0]:
+                    values[i] = float(v) if np.isnan(values[i]) else values[i] + float(v)
+        return values
+
+
+def prometheus_timelines(
+    api: PrometheusAPI, slos: Sequence[SLO], options: RuleOptions, *, start: float, end: float, step: int
+) -> list[SLOTimeline]:
+    """Each SLO's recorded series over `[start, end]`, as the generated rules named them."""
+    grid = np.arange(start, end + step / 2, step, dtype=np.float64)
+    timelines = []
+    for slo in slos:
+        model = SLOModel.from_spec(slo, options)
+        sel = selector(slo)
+        labels = [format_duration(w) for w in model.windows.windows] + [format_duration(model.windows.period)]
+        ratios = {w: api.on_grid(f"slo:sli_error:ratio_rate{w}{sel}", grid, step) for w in labels}
+        bad = {
+            format_duration(w): api.on_grid(f"slo:sli_bad_events:increase{format_duration(w)}{sel}", grid, step)
+            for w in model.windows.long_windows
+        }
+        timeline = SLOTimeline(
+            sloth_id=slo.sloth_id,
+            service=slo.service,
+            slo=slo.name,
+            objective=model.objective,
+            error_budget=model.budget,
+            period_days=model.windows.period / 86400,
+            timestamps=grid,
+            error_ratio=ratios,
+            thresholds=[
+                Threshold(sev.severity, format_duration(p.short), format_duration(p.long), exact_float(p.factor))
+                for sev in model.windows.severities
+                for p in sev.pairs
+            ],
+            budget_remaining=api.on_grid(f"slo:period_error_budget_remaining:ratio{sel}", grid, step),
+            alerts=_alerts(api, slo, grid, step),
+            bad_events=bad,
+            latency_threshold_ms=model.latency_threshold_ms,
+            description=slo.description,
+        )
+        if isinstance(slo.sli, LatencySLI):
+            buckets = f"sum by (le) (rate({slo.sli.histogram}_bucket{{{slo.sli.selector}}}[5m]))"
+            timeline.latency_p50_ms = api.on_grid(f"histogram_quantile(0.5, {buckets}) * 1000", grid, step)
+            timeline.latency_p99_ms = api.on_grid(f"histogram_quantile(0.99, {buckets}) * 1000", grid, step)
+        timelines.append(timeline)
+    return timelines
+
+
+def _alerts(api: PrometheusAPI, slo: SLO, grid: Series, step: int) -> list[AlertInterval]:
+    intervals = []
+    query = f'ALERTS{{sloth_id="{slo.sloth_id}", alertstate="firing"}}'
+    for labels, points in api.query_range(query, float(grid[0]), float(grid[-1]), step):
+        present = np.zeros(grid.shape[0], dtype=bool)
+        for t, _ in points:
+            i = _index(t, grid, step)
+            if 0 <= i < grid.shape[0]:
+                present[i] = True
+        edges = np.diff(np.concatenate([[0], present.astype(np.int8), [0]]))
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+            end = float(grid[b]) if b < grid.shape[0] else None
+            intervals.append(AlertInterval(labels["alertname"], labels.get("sloth_severity", ""), float(grid[a]), end))
+    return sorted(intervals, key=lambda a: (a.start, a.alert, a.severity))
+
+
+def _index(t: float | str, grid: Series, step: int) -> int:
+    return round((float(t) - float(grid[0])) / step)
