@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import numpy as np
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from nova.output import console, fail
+from slo.dashboard import write_dashboards
 from slo.durations import parse_duration
 from slo.errors import SLOError
+from slo.prometheus import PrometheusAPI, prometheus_timelines
+from slo.report import write_report
 from slo.rules import (
     DEFAULT_MIN_BAD_EVENTS,
     DEFAULT_RUNBOOK_BASE,
@@ -22,7 +31,9 @@ from slo.rules import (
     generate,
     render,
 )
+from slo.scenario import read_scenario, scenario_timelines
 from slo.spec import SLO, load_specs
+from slo.timeline import Series, SLOTimeline
 from slo.windows import load_alert_windows
 
 slo_app = typer.Typer(help="SLO specs to Prometheus rules, dashboards, status and reports.", no_args_is_help=True)
@@ -44,9 +55,12 @@ def _options(
 ) -> RuleOptions:
     try:
         period_seconds = parse_duration(period)
+    except ValueError as exc:
+        raise fail(f"--period: {exc}") from None
+    try:
         horizon_seconds = parse_duration(horizon)
     except ValueError as exc:
-        raise fail(str(exc)) from None
+        raise fail(f"--exhaustion-horizon: {exc}") from None
     return RuleOptions(
         period=period_seconds,
         alert_windows=tuple(load_alert_windows(path) for path in alert_windows or ()),
@@ -84,17 +98,27 @@ def rules(
     min_bad_events: MinBadEvents = DEFAULT_MIN_BAD_EVENTS,
     exhaustion_horizon: Horizon = "3d",
     runbook_base: RunbookBase = DEFAULT_RUNBOOK_BASE,
+    dashboards: Annotated[
+        Path | None, typer.Option("--dashboards", help="Also write one Grafana dashboard per SLO into this folder")
+    ] = None,
 ) -> None:
     """Generate Sloth-compatible Prometheus rules (multi-window multi-burn-rate alerts) from SLO specs."""
     try:
         options = _options(period, alert_windows, min_bad_events, exhaustion_horizon, runbook_base)
-        text = render(_load(specs), options, [str(p) for p in specs])
+        slos = _load(specs)
+        text = render(slos, options, [str(p) for p in specs])
     except SLOError as exc:
         raise fail(str(exc)) from None
     if output is None:
         typer.echo(text, nl=False)
     else:
-        _write_atomically(output, text)
+        try:
+            _write_atomically(output, text)
+        except OSError as exc:
+            raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
+    if dashboards is not None:
+        written = write_dashboards(slos, options, dashboards)
+        typer.echo(f"wrote {len(written)} Grafana dashboards to {dashboards}", err=True)
 
 
 @slo_app.command()
@@ -124,6 +148,153 @@ def check(
         path.write_text(text)
         result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        reason = " ".join((result.stderr or result.stdout).split())
-        raise fail(f"promtool check rules failed: {reason}", 1)
+        raise fail(f"promtool check rules failed: {_promtool_problem(result.stderr + result.stdout, path)}", 1)
     console.print(f"promtool check rules: SUCCESS ({count} rules)")
+
+
+def _promtool_problem(output: str, path: Path) -> str:
+    """promtool's first complaint as one line, without the scratch file's name and positions in it
+    (the group and rule it names say which SLO is wrong)."""
+    problems = []
+    for raw in output.splitlines():
+        line = raw.strip().removeprefix(f"{path}:").strip()
+        position, separator, rest = line.partition(": ")
+        if separator and position.replace(":", "").isdigit():  # `8:11: group ...`, a place in the scratch file
+            line = rest
+        if line and line != "FAILED:" and not line.startswith(("Checking ", "SUCCESS")):
+            problems.append(" ".join(line.split()))
+    if not problems:
+        return "no reason given"
+    first, rest = problems[0], problems[1:]
+    if first.endswith(":") and rest:  # `yaml: unmarshal errors:` is followed by what they are
+        first, rest = f"{first} {rest[0]}", rest[1:]
+    return first + (f" (and {len(rest)} more)" if rest else "")
+
+
+OWN_SPECS = sorted((Path(__file__).resolve().parent.parent / "slo" / "specs").glob("*.yaml"))
+PrometheusURL = Annotated[
+    str | None, typer.Option("--prometheus", envvar="NOVA_PROMETHEUS_URL", help="Prometheus running the SLO rules")
+]
+ScenarioDir = Annotated[Path | None, typer.Option("--scenario", help="Metric scenario folder (DESIGN.md format)")]
+Service = Annotated[str, typer.Option(help="Service a scenario folder's metrics belong to")]
+OptionalSpecs = Annotated[
+    list[Path] | None, typer.Argument(help="SLO specs (default: the suite's own, slo/specs/)", show_default=False)
+]
+
+
+def _timelines(
+    specs: Sequence[Path] | None,
+    prometheus: str | None,
+    scenario: Path | None,
+    service: str,
+    options: RuleOptions,
+    since: int,
+    step: int,
+) -> tuple[list[SLOTimeline], str]:
+    """SLO timelines from exactly one source, and a description of it for the reader."""
+    if (prometheus is None) == (scenario is None):
+        raise fail("give exactly one source: --prometheus URL or --scenario DIR")
+    if scenario is not None:
+        data = read_scenario(scenario)
+        return scenario_timelines(data, service, options), f"scenario {scenario}"
+    assert prometheus is not None
+    slos = load_specs(list(specs or OWN_SPECS))
+    api = PrometheusAPI(prometheus)
+    try:
+        end = time.time()
+        timelines = prometheus_timelines(api, slos, options, start=end - since, end=end, step=step)
+    finally:
+        api.close()
+    return timelines, f"Prometheus {prometheus}"
+
+
+def _percent(value: float, digits: int = 3) -> str:
+    return "—" if math.isnan(value) else f"{value * 100:.{digits}f}%"
+
+
+@slo_app.command()
+def status(
+    specs: OptionalSpecs = None,
+    prometheus: PrometheusURL = None,
+    scenario: ScenarioDir = None,
+    service: Service = "payments",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    period: Period = "30d",
+    min_bad_events: MinBadEvents = DEFAULT_MIN_BAD_EVENTS,
+    exhaustion_horizon: Horizon = "3d",
+) -> None:
+    """Current SLI, error budget left, burn rates and firing alerts, per SLO."""
+    try:
+        options = _options(period, None, min_bad_events, exhaustion_horizon, DEFAULT_RUNBOOK_BASE)
+        with console.status("reading SLO series"):
+            timelines, source = _timelines(specs, prometheus, scenario, service, options, since=15 * 60, step=60)
+    except SLOError as exc:
+        raise fail(str(exc)) from None
+    rows = [_status_row(t) for t in timelines]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, allow_nan=False))
+        return
+    table = Table(title=f"SLO status from {source}")
+    for column in ("SLO", "objective", "SLI", "budget left", "burn 5m", "burn 1h", "burn 6h", "firing"):
+        table.add_column(column, justify="left" if column in ("SLO", "firing") else "right")
+    for row in rows:
+        burn = row["burn_rates"]
+        table.add_row(
+            str(row["sloth_id"]),
+            f"{row['objective'] * 100:g}%",
+            "—" if row["sli"] is None else f"{row['sli'] * 100:.4f}%",
+            "—" if row["budget_remaining"] is None else _percent(row["budget_remaining"], 1),
+            *("—" if burn.get(w) is None else f"{burn[w]:.2f}x" for w in ("5m", "1h", "6h")),
+            ", ".join(f"{a['alert']} ({a['severity']})" for a in row["firing"]) or "none",
+        )
+    console.print(table)
+
+
+def _status_row(timeline: SLOTimeline) -> dict[str, Any]:
+    def last(values: Series) -> float | None:
+        present = values[~np.isnan(values)]
+        return float(present[-1]) if present.size else None
+
+    sli = last(timeline.sli)
+    return {
+        "sloth_id": timeline.sloth_id,
+        "objective": timeline.objective,
+        "sli": sli,
+        "objective_met": None if sli is None else sli >= timeline.objective,
+        "budget_remaining": last(timeline.budget_remaining),
+        "burn_rates": {w: last(timeline.burn_rate(w)) for w in timeline.error_ratio},
+        "firing": [{"alert": a.alert, "severity": a.severity, "since": a.start} for a in timeline.firing_at()],
+        "at": float(timeline.timestamps[-1]),
+    }
+
+
+@slo_app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md and report.json")],
+    specs: OptionalSpecs = None,
+    prometheus: PrometheusURL = None,
+    scenario: ScenarioDir = None,
+    service: Service = "payments",
+    since: Annotated[str, typer.Option(help="How far back to read from Prometheus")] = "1d",
+    step: Annotated[str, typer.Option(help="Resolution of the Prometheus read")] = "1m",
+    title: Annotated[str, typer.Option(help="Report title")] = "SLO report",
+    period: Period = "30d",
+    min_bad_events: MinBadEvents = DEFAULT_MIN_BAD_EVENTS,
+    exhaustion_horizon: Horizon = "3d",
+) -> None:
+    """An SLO report with plots (HTML, Markdown and JSON) from Prometheus or a scenario/game-day folder."""
+    try:
+        options = _options(period, None, min_bad_events, exhaustion_horizon, DEFAULT_RUNBOOK_BASE)
+        since_seconds, step_seconds = parse_duration(since), parse_duration(step)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("reading SLO series", total=None)
+            timelines, source = _timelines(specs, prometheus, scenario, service, options, since_seconds, step_seconds)
+            bar.update(task, description=f"drawing {len(timelines)} SLOs")
+            files = write_report(timelines, out, title=title, source=source)
+    except SLOError as exc:
+        raise fail(str(exc)) from None
+    for path in (files.html, files.markdown, files.json):
+        console.print(f"wrote {path}")
