@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 
-console = Console()
+# Piped output (files, CI logs, tests) gets wide lines rather than tables wrapped at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
 
