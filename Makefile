@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-overhead lock clean
+.PHONY: demo test lint bench bench-overhead bench-slo lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ bench: $(BIN)/.installed
 
 bench-overhead: $(BIN)/.installed
 	$(BIN)/python -m loadtests.bench.overhead_bench
+
+bench-slo: $(BIN)/.installed
+	$(BIN)/python -m slo.bench
 
 # Re-pin every dependency (needs network); commit the result.
 lock:
