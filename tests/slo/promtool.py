@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 import yaml
 
@@ -48,7 +50,7 @@ def seconds_of(duration: str) -> float:
 
 def query_promtool(
     rules_text: str,
-    series: Mapping[str, Sequence[float]],
+    series: Mapping[str, npt.ArrayLike],
     *,
     scrape_interval: int,
     evaluation_interval: int,
@@ -60,7 +62,8 @@ def query_promtool(
     (workdir / "rules.yml").write_text(rules_text)
     tests = [{"expr": query, "eval_time": f"{t}s", "exp_samples": []} for t in eval_times for query in queries]
     input_series = [
-        {"series": name, "values": " ".join(repr(float(v)) for v in values)} for name, values in series.items()
+        {"series": name, "values": " ".join(repr(float(v)) for v in np.asarray(values, dtype=float))}
+        for name, values in series.items()
     ]
     # Without an explicit order promtool evaluates groups in random order, so an alert could see
     # its recording rule's value from the previous evaluation; the file's order is the meaning.

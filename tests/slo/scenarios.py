@@ -78,14 +78,14 @@ def build(
         t = i * scrape
         phase = [p for p in phases if p.start < t][-1]
         expected = phase.rate * scrape
-        requests = float(rng.poisson(expected)) if seed is not None else expected
-        per_step_requests[i] = requests
+        count = float(rng.poisson(expected)) if seed is not None else expected
+        per_step_requests[i] = count
         per_step_errors[i] = (
-            float(rng.binomial(int(requests), phase.error_ratio)) if seed is not None else requests * phase.error_ratio
+            float(rng.binomial(int(count), phase.error_ratio)) if seed is not None else count * phase.error_ratio
         )
-    requests, errors = np.cumsum(per_step_requests), np.cumsum(per_step_errors)
+    total, bad = np.cumsum(per_step_requests), np.cumsum(per_step_errors)
     for reset in resets:  # a restarted process starts its counters from zero
         i = reset // scrape
-        requests[i:] -= requests[i - 1]
-        errors[i:] -= errors[i - 1]
-    return Scenario(scrape, errors, requests)
+        total[i:] -= total[i - 1]
+        bad[i:] -= bad[i - 1]
+    return Scenario(scrape, bad, total)
