@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -11,9 +10,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import numpy as np
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -23,7 +21,6 @@ from slo.dashboard import write_dashboards
 from slo.durations import parse_duration
 from slo.errors import SLOError
 from slo.prometheus import PrometheusAPI, prometheus_timelines
-from slo.report import write_report
 from slo.rules import (
     DEFAULT_MIN_BAD_EVENTS,
     DEFAULT_RUNBOOK_BASE,
@@ -33,7 +30,7 @@ from slo.rules import (
 )
 from slo.scenario import read_scenario, scenario_timelines
 from slo.spec import SLO, load_specs
-from slo.timeline import Series, SLOTimeline
+from slo.timeline import SLOTimeline
 from slo.windows import load_alert_windows
 
 slo_app = typer.Typer(help="SLO specs to Prometheus rules, dashboards, status and reports.", no_args_is_help=True)
@@ -165,10 +162,10 @@ def _promtool_problem(output: str, path: Path) -> str:
             problems.append(" ".join(line.split()))
     if not problems:
         return "no reason given"
-    first, rest = problems[0], problems[1:]
-    if first.endswith(":") and rest:  # `yaml: unmarshal errors:` is followed by what they are
-        first, rest = f"{first} {rest[0]}", rest[1:]
-    return first + (f" (and {len(rest)} more)" if rest else "")
+    first, others = problems[0], problems[1:]
+    if first.endswith(":") and others:  # `yaml: unmarshal errors:` is followed by what they are
+        first, others = f"{first} {others[0]}", others[1:]
+    return first + (f" (and {len(others)} more)" if others else "")
 
 
 OWN_SPECS = sorted((Path(__file__).resolve().parent.parent / "slo" / "specs").glob("*.yaml"))
@@ -208,10 +205,6 @@ def _timelines(
     return timelines, f"Prometheus {prometheus}"
 
 
-def _percent(value: float, digits: int = 3) -> str:
-    return "—" if math.isnan(value) else f"{value * 100:.{digits}f}%"
-
-
 @slo_app.command()
 def status(
     specs: OptionalSpecs = None,
@@ -230,42 +223,29 @@ def status(
             timelines, source = _timelines(specs, prometheus, scenario, service, options, since=15 * 60, step=60)
     except SLOError as exc:
         raise fail(str(exc)) from None
-    rows = [_status_row(t) for t in timelines]
+    from slo.report import summarize  # matplotlib loads only for the commands that draw or summarise
+
+    summaries = [summarize(t) for t in timelines]
     if as_json:
+        rows = [
+            {**s.to_json(), "firing": [{"alert": a.alert, "severity": a.severity} for a in s.firing]} for s in summaries
+        ]
         typer.echo(json.dumps(rows, indent=2, allow_nan=False))
         return
     table = Table(title=f"SLO status from {source}")
     for column in ("SLO", "objective", "SLI", "budget left", "burn 5m", "burn 1h", "burn 6h", "firing"):
         table.add_column(column, justify="left" if column in ("SLO", "firing") else "right")
-    for row in rows:
-        burn = row["burn_rates"]
+    for summary in summaries:
+        burn = summary.burn_rates
         table.add_row(
-            str(row["sloth_id"]),
-            f"{row['objective'] * 100:g}%",
-            "—" if row["sli"] is None else f"{row['sli'] * 100:.4f}%",
-            "—" if row["budget_remaining"] is None else _percent(row["budget_remaining"], 1),
+            summary.sloth_id,
+            f"{summary.objective * 100:g}%",
+            "—" if summary.sli is None else f"{summary.sli * 100:.4f}%",
+            "—" if summary.budget_remaining is None else f"{summary.budget_remaining * 100:.1f}%",
             *("—" if burn.get(w) is None else f"{burn[w]:.2f}x" for w in ("5m", "1h", "6h")),
-            ", ".join(f"{a['alert']} ({a['severity']})" for a in row["firing"]) or "none",
+            ", ".join(f"{a.alert} ({a.severity})" for a in summary.firing) or "none",
         )
     console.print(table)
-
-
-def _status_row(timeline: SLOTimeline) -> dict[str, Any]:
-    def last(values: Series) -> float | None:
-        present = values[~np.isnan(values)]
-        return float(present[-1]) if present.size else None
-
-    sli = last(timeline.sli)
-    return {
-        "sloth_id": timeline.sloth_id,
-        "objective": timeline.objective,
-        "sli": sli,
-        "objective_met": None if sli is None else sli >= timeline.objective,
-        "budget_remaining": last(timeline.budget_remaining),
-        "burn_rates": {w: last(timeline.burn_rate(w)) for w in timeline.error_ratio},
-        "firing": [{"alert": a.alert, "severity": a.severity, "since": a.start} for a in timeline.firing_at()],
-        "at": float(timeline.timestamps[-1]),
-    }
 
 
 @slo_app.command()
@@ -293,6 +273,8 @@ def report(
             task = bar.add_task("reading SLO series", total=None)
             timelines, source = _timelines(specs, prometheus, scenario, service, options, since_seconds, step_seconds)
             bar.update(task, description=f"drawing {len(timelines)} SLOs")
+            from slo.report import write_report
+
             files = write_report(timelines, out, title=title, source=source)
     except SLOError as exc:
         raise fail(str(exc)) from None

@@ -22,9 +22,16 @@ _PLAIN = re.compile(r"^[A-Za-z0-9_/][A-Za-z0-9_ ./:()=<>*+-]*$")
 @functools.lru_cache(maxsize=4096)
 def scalar(text: str) -> str:
     """`text` as a one-line YAML scalar that loads back as exactly this string."""
-    if _PLAIN.match(text) and not text.endswith((" ", ":")) and ": " not in text and yaml.safe_load(text) == text:
+    if _PLAIN.match(text) and not text.endswith((" ", ":")) and ": " not in text and _reads_back(text):
         return text
     return json.dumps(text, ensure_ascii=False)
+
+
+def _reads_back(text: str) -> bool:
+    try:
+        return bool(yaml.safe_load(text) == text)
+    except (yaml.YAMLError, ValueError):  # `2024-13-01` looks like a date, is none, and fails to load
+        return False
 
 
 def _block(text: str, indent: str) -> str:

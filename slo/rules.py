@@ -23,6 +23,7 @@ from fractions import Fraction
 from typing import Any
 
 from slo.durations import format_duration
+from slo.errors import SpecError
 from slo.rule_yaml import dump_rule_groups
 from slo.spec import SLO, WINDOW, EventsSLI, LatencySLI, RawSLI
 from slo.windows import DEFAULT_PERIOD_SECONDS, AlertWindows, BurnAlertWindows, exact_number, workbook_windows
@@ -51,7 +52,17 @@ class RuleOptions:
         for windows in self.alert_windows:
             if windows.period == period:
                 return windows
-        return workbook_windows(period)
+        windows = workbook_windows(period)
+        if windows.windows[-1] >= period:
+            # The period's own SLI series would collide with an alert window's, and a burn rate
+            # over a window longer than the period means nothing.
+            file, _, line = slo.source.rpartition(":")
+            raise SpecError(
+                f"the SLO period {format_duration(period)} must be longer than the longest alert window "
+                f"({format_duration(windows.windows[-1])}); give an AlertWindows file for short periods",
+                file=file or slo.source, line=int(line) if line.isdigit() else None, slo=slo.name, field="period",
+            )  # fmt: skip
+        return windows
 
     def guarded(self, slo: SLO) -> bool:
         return self.min_bad_events > 0 and not isinstance(slo.sli, RawSLI)

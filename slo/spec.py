@@ -1,13 +1,14 @@
 """SLO specs: Sloth `prometheus/v1`, OpenSLO `v1` and the suite's latency SLI, loaded into one model.
 
 Every file is checked completely before anything is generated; the first problem found is
-reported with its file, line, SLO and field (`payments.yaml:12: SLO 'availability': objective:
-must be above 0 and below 100`). Objectives stay `Decimal` so that 99.99 gives an error
-budget of exactly 0.0001.
+reported with its file, line, SLO and field path (`payments.yaml:12: SLO 'availability':
+slos[0].objective: must be above 0 and below 100, got 100`). Objectives stay `Decimal` so
+that 99.99 gives an error budget of exactly 0.0001.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,19 @@ _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _METRIC = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
 _ALERT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_LABELS = frozenset({"sloth_id", "sloth_service", "sloth_slo", "sloth_window", "sloth_severity"})
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 without timestamps: `2024-01-01` stays the text it is (as in Sloth's Go YAML),
+    and a date-like value that is no date (`2024-13-01`) is not an error."""
+
+
+def _timestamp_as_text(loader: _Loader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
 
 Path_ = tuple[str | int, ...]
 
@@ -163,7 +177,7 @@ def _read_documents(path: Path) -> list[_Document]:
         text = path.read_text()
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror}", file=file) from None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     documents = []
     try:
         while loader.check_node():
@@ -268,7 +282,7 @@ def _parse_sloth_sli(doc: _Document, path: Path_, raw: Any, slo: str) -> SLI:
     if not isinstance(histogram, str) or not _METRIC.match(histogram):
         raise doc.error((*at, "histogram"), "must be a histogram metric name (without _bucket)", slo)
     threshold = body["threshold_seconds"]
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < math.inf:
         raise doc.error((*at, "threshold_seconds"), "must be a number of seconds above 0", slo)
     selector = _string(doc, (*at, "selector"), body.get("selector", ""), slo, allow_empty=True).strip()
     if selector.startswith("{") and selector.endswith("}"):
@@ -319,9 +333,12 @@ def _openslo_slis(documents: Sequence[_Document]) -> dict[str, tuple[_Document, 
         data = doc.data
         if isinstance(data, dict) and data.get("apiVersion") == OPENSLO_VERSION and data.get("kind") == "SLI":
             _fields(doc, (), data, required=_OPENSLO_TOP)
-            name = _name(doc, ("metadata", "name"), (data["metadata"] or {}).get("name"))
+            _fields(doc, ("metadata",), data["metadata"], required={"name"}, optional=_METADATA - {"name"})
+            name = _name(doc, ("metadata", "name"), data["metadata"]["name"])
             if name in found:
                 raise doc.error(("metadata", "name"), f"duplicate SLI {name!r}")
+            # Checked here, so an SLI no SLO refers to yet is still checked completely.
+            _openslo_indicator_spec(doc, ("spec",), data["spec"], None)
             found[name] = (doc, ("spec",))
     return found
 
@@ -348,6 +365,8 @@ def _parse_openslo(doc: _Document, slis: Mapping[str, tuple[_Document, Path_]]) 
         sli = _openslo_indicator(doc, (*at, "indicator"), spec["indicator"], name)
     else:
         ref = spec["indicatorRef"]
+        if not isinstance(ref, str):
+            raise doc.error((*at, "indicatorRef"), "must be the name of an SLI", name)
         if ref not in slis:
             raise doc.error((*at, "indicatorRef"), f"no SLI named {ref!r} in the given files", name)
         sli_doc, sli_path = slis[ref]
@@ -398,7 +417,7 @@ def _openslo_indicator(doc: _Document, path: Path_, raw: Any, slo: str) -> SLI:
     return _openslo_indicator_spec(doc, (*path, "spec"), raw["spec"], slo)
 
 
-def _openslo_indicator_spec(doc: _Document, path: Path_, raw: Any, slo: str) -> SLI:
+def _openslo_indicator_spec(doc: _Document, path: Path_, raw: Any, slo: str | None) -> SLI:
     _fields(doc, path, raw, required={"ratioMetric"}, optional={"description"}, slo=slo)
     ratio, at = raw["ratioMetric"], (*path, "ratioMetric")
     _fields(doc, at, ratio, required={"total"}, optional={"counter", "good", "bad"}, slo=slo)
@@ -411,7 +430,7 @@ def _openslo_indicator_spec(doc: _Document, path: Path_, raw: Any, slo: str) -> 
     return EventsSLI(f"(({total}) - ({good}))", total)
 
 
-def _metric_source(doc: _Document, path: Path_, raw: Any, slo: str) -> str:
+def _metric_source(doc: _Document, path: Path_, raw: Any, slo: str | None) -> str:
     _fields(doc, path, raw, required={"metricSource"}, slo=slo)
     source, at = raw["metricSource"], (*path, "metricSource")
     _fields(doc, at, source, required={"type", "spec"}, optional={"metricSourceRef"}, slo=slo)
@@ -459,13 +478,13 @@ def _objective(doc: _Document, path: Path_, raw: Any, slo: str, *, scale: int) -
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise doc.error(path, "must be a number", slo)
     percent = Decimal(repr(raw)) * scale
-    if not 0 < percent < 100:
+    if not percent.is_finite() or not 0 < percent < 100:
         bounds = "0 and 1" if scale == 100 else "0 and 100"
         raise doc.error(path, f"must be above {bounds.replace(' and ', ' and below ')}, got {raw}", slo)
     return percent.normalize()
 
 
-def _query(doc: _Document, path: Path_, raw: Any, slo: str) -> str:
+def _query(doc: _Document, path: Path_, raw: Any, slo: str | None) -> str:
     query = _string(doc, path, raw, slo).strip()
     if not WINDOW.search(query):
         raise doc.error(path, "has no {{.window}} placeholder", slo)
@@ -492,8 +511,14 @@ def _labels(doc: _Document, path: Path_, raw: Any, slo: str | None = None) -> di
 def _annotations(doc: _Document, path: Path_, raw: Any, slo: str) -> dict[str, str]:
     if raw is None:
         return {}
-    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+    if not isinstance(raw, dict):
         raise doc.error(path, "must be a mapping of names to strings", slo)
+    for key, value in raw.items():
+        # Prometheus refuses a rule file with an annotation name that is not a label name.
+        if not isinstance(key, str) or not _LABEL.match(key):
+            raise doc.error((*path, str(key)), "is not a valid annotation name", slo)
+        if not isinstance(value, str):
+            raise doc.error((*path, key), "must be a string", slo)
     return dict(raw)
 
 

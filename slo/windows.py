@@ -110,58 +110,98 @@ def load_alert_windows(path: Path) -> AlertWindows:
     or the flat `version: alertWindows/v1` form."""
     file = str(path)
     try:
-        document = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror}", file=file) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        document = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise SpecError(
             f"not YAML: {getattr(exc, 'problem', exc)}", file=file, line=mark.line + 1 if mark else None
         ) from None
+    finally:
+        loader.dispose()
+    lines: dict[str, int] = {}
+    if node is not None:
+        lines[""] = node.start_mark.line + 1
+        _index_lines(node, "", lines)
     if not isinstance(document, dict):
-        raise SpecError("expected a mapping", file=file)
+        raise SpecError("expected a mapping", file=file, line=lines.get(""))
+    where = _Where(file, lines)
     if document.get("kind") == "AlertWindows":
         if document.get("apiVersion") != "sloth.slok.dev/v1":
-            raise SpecError("unknown apiVersion (expected sloth.slok.dev/v1)", file=file, field="apiVersion")
-        body = document.get("spec")
-    elif document.get("version") == "alertWindows/v1":
-        body = {k: v for k, v in document.items() if k != "version"}
-    else:
-        raise SpecError("not an AlertWindows document (kind: AlertWindows or version: alertWindows/v1)", file=file)
-    return _parse_windows(body, file)
+            raise where.error("apiVersion", "unknown apiVersion (expected sloth.slok.dev/v1)")
+        for key in document:
+            if key not in ("apiVersion", "kind", "spec"):
+                raise where.error(str(key), "unknown field")
+        return _parse_windows(document.get("spec"), _Where(file, lines, "spec"))
+    if document.get("version") == "alertWindows/v1":
+        return _parse_windows({k: v for k, v in document.items() if k != "version"}, where)
+    raise where.error("", "not an AlertWindows document (kind: AlertWindows or version: alertWindows/v1)")
 
 
-def _parse_windows(body: Any, file: str) -> AlertWindows:
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = f"{path}.{key.value}" if path else str(key.value)
+            lines[child] = key.start_mark.line + 1
+            _index_lines(value, child, lines)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Errors located in the file: `field` is dotted from the windows body (`page.quick.longWindow`)."""
+
+    file: str
+    lines: dict[str, int]
+    prefix: str = ""
+
+    def error(self, field: str, message: str) -> SpecError:
+        path = ".".join(part for part in (self.prefix, field) if part)
+        probe = path
+        while probe and probe not in self.lines:
+            probe = probe.rpartition(".")[0]
+        return SpecError(message, file=self.file, line=self.lines.get(probe), field=path)
+
+
+def _parse_windows(body: Any, where: _Where) -> AlertWindows:
     if not isinstance(body, dict) or set(body) - {"sloPeriod", "page", "ticket"}:
-        raise SpecError("expected exactly sloPeriod, page and ticket", file=file, field="spec")
-    period = _duration(body.get("sloPeriod"), file, "sloPeriod")
+        raise where.error("", "expected exactly sloPeriod, page and ticket")
+    period = _duration(body.get("sloPeriod"), where, "sloPeriod")
 
     def pair(path: str, raw: Any) -> WindowPair:
         if not isinstance(raw, dict) or set(raw) != {"errorBudgetPercent", "shortWindow", "longWindow"}:
-            raise SpecError("expected errorBudgetPercent, shortWindow and longWindow", file=file, field=path)
+            raise where.error(path, "expected errorBudgetPercent, shortWindow and longWindow")
         percent = raw["errorBudgetPercent"]
         if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 < percent <= 100:
-            raise SpecError("must be a number in (0, 100]", file=file, field=f"{path}.errorBudgetPercent")
-        short = _duration(raw["shortWindow"], file, f"{path}.shortWindow")
-        long = _duration(raw["longWindow"], file, f"{path}.longWindow")
+            raise where.error(f"{path}.errorBudgetPercent", "must be a number in (0, 100]")
+        short = _duration(raw["shortWindow"], where, f"{path}.shortWindow")
+        long = _duration(raw["longWindow"], where, f"{path}.longWindow")
         if short >= long:
-            raise SpecError("shortWindow must be shorter than longWindow", file=file, field=path)
+            raise where.error(path, "shortWindow must be shorter than longWindow")
+        if long >= period:
+            raise where.error(f"{path}.longWindow", f"must be shorter than sloPeriod ({format_duration(period)})")
         return WindowPair(short, long, Decimal(repr(percent)), period)
 
     def severity(name: Severity) -> BurnAlertWindows:
         raw = body.get(name)
         if not isinstance(raw, dict) or set(raw) != {"quick", "slow"}:
-            raise SpecError("expected quick and slow", file=file, field=name)
+            raise where.error(name, "expected quick and slow")
         return BurnAlertWindows(name, pair(f"{name}.quick", raw["quick"]), pair(f"{name}.slow", raw["slow"]))
 
     return AlertWindows(period, severity("page"), severity("ticket"))
 
 
-def _duration(raw: Any, file: str, field: str) -> int:
+def _duration(raw: Any, where: _Where, field: str) -> int:
+    if raw is None:
+        raise where.error(field, "is required")
     try:
         return parse_duration(raw)
     except ValueError as exc:
-        raise SpecError(str(exc), file=file, field=field) from None
+        raise where.error(field, str(exc)) from None
 
 
 __all__ = ["AlertWindows", "BurnAlertWindows", "WindowPair", "format_duration", "load_alert_windows"]
