@@ -78,6 +78,36 @@ class SLOModel:
             description=slo.description,
         )
 
+    def timeline(
+        self,
+        times: Floats,
+        error_ratio: dict[str, Floats],
+        budget_remaining: Floats,
+        alerts: list[AlertInterval],
+        bad_events: dict[str, Floats],
+    ) -> SLOTimeline:
+        """A timeline of this SLO: the series given, and what the SLO itself says (ids, budget, thresholds)."""
+        return SLOTimeline(
+            sloth_id=self.sloth_id,
+            service=self.service,
+            slo=self.slo,
+            objective=self.objective,
+            error_budget=self.budget,
+            period_days=self.windows.period / 86400,
+            timestamps=times,
+            error_ratio=error_ratio,
+            thresholds=[
+                Threshold(sev.severity, format_duration(p.short), format_duration(p.long), exact_float(p.factor))
+                for sev in self.windows.severities
+                for p in sev.pairs
+            ],
+            budget_remaining=budget_remaining,
+            bad_events=bad_events,
+            alerts=sorted(alerts, key=lambda a: (a.start, a.alert, a.severity)),
+            latency_threshold_ms=self.latency_threshold_ms,
+            description=self.description,
+        )
+
 
 @dataclass(frozen=True)
 class CounterSamples:
@@ -318,42 +348,26 @@ def _timelines(
         for severity, enabled in (("page", model.page), ("ticket", model.ticket)):
             if enabled:
                 fires = _severity_condition(model, severity, ratio, bad, full)
-                alerts += _intervals(fires, times, model.alert_name, severity)
+                alerts += firing_intervals(fires, times, model.alert_name, severity)
         if model.ticket and model.exhaustion_horizon > 0:
             burn = ratio[model.windows.page.slow.long] / model.budget
             with np.errstate(divide="ignore", invalid="ignore"):
                 to_exhaustion = np.where(burn > 0, remaining * model.windows.period / burn, np.nan)
-            alerts += _intervals(
+            alerts += firing_intervals(
                 to_exhaustion < model.exhaustion_horizon, times, f"{model.alert_name}BudgetExhaustion", "ticket"
             )
         labels = {format_duration(w): r for w, r in ratio.items()}
         labels[format_duration(model.windows.period)] = period_ratio
         timelines.append(
-            SLOTimeline(
-                sloth_id=model.sloth_id,
-                service=model.service,
-                slo=model.slo,
-                objective=model.objective,
-                error_budget=model.budget,
-                period_days=model.windows.period / 86400,
-                timestamps=times,
-                error_ratio=labels,
-                thresholds=[
-                    Threshold(sev.severity, format_duration(p.short), format_duration(p.long), exact_float(p.factor))
-                    for sev in model.windows.severities
-                    for p in sev.pairs
-                ],
-                budget_remaining=remaining,
-                bad_events={format_duration(w): bad[w] for w in model.windows.long_windows},
-                alerts=sorted(alerts, key=lambda a: (a.start, a.alert, a.severity)),
-                latency_threshold_ms=model.latency_threshold_ms,
-                description=model.description,
+            model.timeline(
+                times, labels, remaining, alerts, {format_duration(w): bad[w] for w in model.windows.long_windows}
             )
         )
     return timelines
 
 
-def _intervals(fires: Bools, times: Floats, alert: str, severity: str) -> list[AlertInterval]:
+def firing_intervals(fires: Bools, times: Floats, alert: str, severity: str) -> list[AlertInterval]:
+    """Each run of True in `fires` as an alert interval; one still running at the end has no end."""
     edges = np.diff(np.concatenate([[0], fires.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     return [

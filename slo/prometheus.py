@@ -13,11 +13,10 @@ import numpy as np
 
 from slo.durations import format_duration
 from slo.errors import SourceError
-from slo.evaluator import SLOModel
+from slo.evaluator import SLOModel, firing_intervals
 from slo.rules import RuleOptions, selector
 from slo.spec import SLO, LatencySLI
-from slo.timeline import AlertInterval, Series, SLOTimeline, Threshold
-from slo.windows import exact_float
+from slo.timeline import AlertInterval, Series, SLOTimeline
 
 
 class PrometheusAPI:
@@ -71,26 +70,8 @@ def prometheus_timelines(
             format_duration(w): api.on_grid(f"slo:sli_bad_events:increase{format_duration(w)}{sel}", grid, step)
             for w in model.windows.long_windows
         }
-        timeline = SLOTimeline(
-            sloth_id=slo.sloth_id,
-            service=slo.service,
-            slo=slo.name,
-            objective=model.objective,
-            error_budget=model.budget,
-            period_days=model.windows.period / 86400,
-            timestamps=grid,
-            error_ratio=ratios,
-            thresholds=[
-                Threshold(sev.severity, format_duration(p.short), format_duration(p.long), exact_float(p.factor))
-                for sev in model.windows.severities
-                for p in sev.pairs
-            ],
-            budget_remaining=api.on_grid(f"slo:period_error_budget_remaining:ratio{sel}", grid, step),
-            alerts=_alerts(api, slo, grid, step),
-            bad_events=bad,
-            latency_threshold_ms=model.latency_threshold_ms,
-            description=slo.description,
-        )
+        remaining = api.on_grid(f"slo:period_error_budget_remaining:ratio{sel}", grid, step)
+        timeline = model.timeline(grid, ratios, remaining, _alerts(api, slo, grid, step), bad)
         if isinstance(slo.sli, LatencySLI):
             buckets = f"sum by (le) (rate({slo.sli.histogram}_bucket{{{slo.sli.selector}}}[5m]))"
             timeline.latency_p50_ms = api.on_grid(f"histogram_quantile(0.5, {buckets}) * 1000", grid, step)
@@ -100,7 +81,7 @@ def prometheus_timelines(
 
 
 def _alerts(api: PrometheusAPI, slo: SLO, grid: Series, step: int) -> list[AlertInterval]:
-    intervals = []
+    intervals: list[AlertInterval] = []
     query = f'ALERTS{{sloth_id="{slo.sloth_id}", alertstate="firing"}}'
     for labels, points in api.query_range(query, float(grid[0]), float(grid[-1]), step):
         present = np.zeros(grid.shape[0], dtype=bool)
@@ -108,10 +89,7 @@ def _alerts(api: PrometheusAPI, slo: SLO, grid: Series, step: int) -> list[Alert
             i = _index(t, grid, step)
             if 0 <= i < grid.shape[0]:
                 present[i] = True
-        edges = np.diff(np.concatenate([[0], present.astype(np.int8), [0]]))
-        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-            end = float(grid[b]) if b < grid.shape[0] else None
-            intervals.append(AlertInterval(labels["alertname"], labels.get("sloth_severity", ""), float(grid[a]), end))
+        intervals += firing_intervals(present, grid, labels["alertname"], labels.get("sloth_severity", ""))
     return sorted(intervals, key=lambda a: (a.start, a.alert, a.severity))
 
 
