@@ -4,6 +4,11 @@ Writes are short transactions. On PostgreSQL row locks order them; on SQLite the
 whole database has one writer, so writers queue on a file lock (plus a thread lock
 inside the process) instead of SQLite's busy handler, which sleeps in steps of
 milliseconds and would wreck tail latency when several worker processes contend.
+
+With fault injection on, each transaction first consults the service's fault board:
+`db_unavailable` raises exactly what an unreachable database raises (503
+`database_unavailable` with Retry-After, before anything is written) and makes `ping`
+fail; `db_latency` waits before the transaction starts.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import functools
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +42,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from core_services.faults import FaultBoard
 from core_services.problems import Problem
+from core_services.telemetry import record_fault
 from instrumentation.db import start_statement, trace_engine
 
 Migration = Callable[[Connection], None]
@@ -52,8 +60,9 @@ LOCK_TIMEOUT_MS = 2000
 class Database:
     """One service's database: an engine plus the way writes are serialised."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, faults: FaultBoard | None = None) -> None:
         self.url = url
+        self.faults = faults
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self.engine = _sqlite_engine(url, pool_size)
@@ -73,6 +82,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A read-write transaction, committed when the block ends without an exception."""
+        self._inject_faults()
         with self._serialised(), self._translate_errors(), self.engine.connect() as conn:
             if self.is_sqlite:
                 conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
@@ -86,6 +96,7 @@ class Database:
         `snapshot` makes every statement see the same state on PostgreSQL too (SQLite
         in WAL mode always reads one snapshot per transaction).
         """
+        self._inject_faults()
         with self._translate_errors(), self.engine.connect() as conn:
             if snapshot and not self.is_sqlite:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -97,18 +108,22 @@ class Database:
 
         SQLite work is sub-millisecond and single-writer anyway, so it runs on the
         event loop and skips two thread hand-offs; PostgreSQL work waits on the
-        network, so it runs in a worker thread while the loop serves others.
+        network, so it runs in a worker thread while the loop serves others. So does
+        SQLite work while a `db_latency` fault makes it wait.
         """
-        if self.is_sqlite:
+        if self.is_sqlite and (self.faults is None or self.faults.current().db_latency is None):
             return work(*args)
         return await anyio.to_thread.run_sync(functools.partial(work, *args))
 
     def ping(self) -> bool:
         try:
+            self._inject_faults()
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             return True
         except (DBAPIError, PoolTimeout):
+            return False
+        except Problem:  # an injected outage
             return False
 
     def migrate(self, metadata: MetaData, migrations: list[Migration]) -> None:
@@ -132,6 +147,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def _inject_faults(self) -> None:
+        """Act out the database faults that are on, before a transaction starts (so none is half done)."""
+        if self.faults is None:
+            return
+        faults = self.faults.current()
+        if not faults:
+            return
+        if faults.db_unavailable:
+            record_fault("db_unavailable")
+            raise Problem("database_unavailable", headers={"Retry-After": "1"})
+        latency = faults.db_latency
+        if latency is not None:
+            record_fault("db_latency")
+            time.sleep(latency.delay_seconds(self.faults.random))
 
     @contextmanager
     def _serialised(self) -> Iterator[None]:

@@ -1,7 +1,8 @@
-"""What both services' HTTP entry points share: body limits, error shapes, OpenAPI, health."""
+"""What both services' HTTP entry points share: body limits, error shapes, OpenAPI, health, injected faults."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,9 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core_services.faults import FaultBoard
 from core_services.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers, problem_schema
+from core_services.telemetry import record_fault
 from instrumentation.asgi import ServerSpans
 from instrumentation.asgi_metrics import RequestMetrics
 from instrumentation.metrics import exposition
@@ -70,14 +73,61 @@ class BodySizeLimit:
         await self.app(scope, limited, send)
 
 
-def build_app(title: str, description: str, max_body_bytes: int, *, service: str, telemetry: str = "suite") -> FastAPI:
+# Faults touch the API only: health, metrics and the fault API itself must keep answering.
+API_PREFIX = "/v1/"
+
+
+class FaultInjection:
+    """Injected request latency and errors (`latency`, `error_rate`), before the route runs.
+
+    An injected error is answered before the request reaches its handler, so it never
+    leaves half a write. It sits inside the metrics and tracing middlewares: what it
+    injects is measured and traced like real trouble, and the SLOs see it.
+    """
+
+    def __init__(self, app: ASGIApp, board: FaultBoard) -> None:
+        self.app = app
+        self.board = board
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        faults = self.board.current()
+        if not faults or scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        rng = self.board.random
+        latency = faults.latency
+        if latency is not None and latency.applies_to(path) and rng.random() < latency.probability:
+            record_fault("latency")
+            await asyncio.sleep(latency.delay_seconds(rng))
+        error = faults.error_rate
+        if error is not None and error.applies_to(path) and rng.random() < error.rate:
+            record_fault("error_rate")
+            problem = Problem("fault_injected", "the error_rate fault is on", status=error.status)
+            await problem.response(path)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def build_app(
+    title: str,
+    description: str,
+    max_body_bytes: int,
+    *,
+    service: str,
+    telemetry: str = "suite",
+    faults: FaultBoard | None = None,
+) -> FastAPI:
     """The shared app; `service` ("payments", "portfolio") labels its metrics.
 
     `telemetry` other than "suite" leaves the suite's middlewares out (see `instrument`).
+    `faults` (only with fault injection enabled) adds the request fault hooks.
     """
     app = FastAPI(title=title, description=description, version="1.0.0", docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    if faults is not None:
+        app.add_middleware(FaultInjection, board=faults)
     # Outside the body limit (a 413 is a request served), inside tracing (its span is the exemplar).
     if telemetry == "suite":
         app.add_middleware(RequestMetrics, service=service)

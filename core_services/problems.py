@@ -23,6 +23,7 @@ TITLES: dict[str, tuple[int, str]] = {
     "account_not_found": (404, "No such account"),
     "payment_not_found": (404, "No such payment"),
     "unknown_symbol": (404, "No such symbol"),
+    "fault_not_found": (404, "No such fault in this service"),
     "method_not_allowed": (405, "Method not allowed"),
     "request_in_progress": (409, "A request with this Idempotency-Key is still in progress"),
     "payload_too_large": (413, "Request body too large"),
@@ -38,6 +39,8 @@ TITLES: dict[str, tuple[int, str]] = {
     "internal_error": (500, "Internal error"),
     "payments_unavailable": (503, "Payments service unavailable; the order will be reconciled"),
     "database_unavailable": (503, "Database unavailable"),
+    # The status is the one the error_rate fault asks for (5xx); 503 is its default.
+    "fault_injected": (503, "Injected fault: refused on purpose by a game-day experiment"),
 }
 
 
@@ -60,9 +63,13 @@ class Problem(Exception):
         detail: str | None = None,
         *,
         headers: dict[str, str] | None = None,
+        status: int | None = None,
         **extensions: Any,
     ) -> None:
+        """`status` overrides the code's usual one, for the few codes whose status varies (`fault_injected`)."""
         self.status, self.title = TITLES[code]
+        if status is not None:
+            self.status = status
         self.code = code
         self.detail = detail
         self.headers = {**_DEFAULT_HEADERS.get(code, {}), **(headers or {})}

@@ -24,6 +24,7 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 from uvicorn.supervisors import Multiprocess
 
+from core_services.faults import forget_faults
 from core_services.settings import ServiceSettings, SettingsError
 from instrumentation.multiprocess import forget_worker, prepare_metrics_dir
 
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         # database to boot, so a worker replaced during a database outage still comes up.
         settings = ServiceSettings.from_env()
         _migrate(args.service, settings)
+        # A fresh start has no faults on, whatever a previous run's experiment left.
+        forget_faults(settings.data_dir, args.service)
     except (SettingsError, SQLAlchemyError) as exc:
         print(f"{args.service}: cannot start: {_one_line(exc)}", file=sys.stderr)
         return 2

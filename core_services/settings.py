@@ -35,6 +35,8 @@ class ServiceSettings:
     # "suite" (the suite's instrumentation), "off", or "stock" (opentelemetry-instrumentation-fastapi,
     # a dev dependency): the last two exist so the overhead benchmark can compare.
     telemetry: str = "suite"
+    # The admin fault API and the fault hooks exist only when this is on (`nova serve --enable-faults`).
+    enable_faults: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServiceSettings:
@@ -52,6 +54,7 @@ class ServiceSettings:
             rate_limit_per_second=float(_int(env, "NOVA_RATE_LIMIT", 5000)),
             rate_limit_burst=_int(env, "NOVA_RATE_BURST", 10000),
             telemetry=_choice(env, "NOVA_TELEMETRY", ("suite", "off", "stock")),
+            enable_faults=_flag(env, "NOVA_ENABLE_FAULTS"),
         )
 
 
@@ -90,6 +93,16 @@ def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    """On for 1/true/yes/on, off when unset or 0/false/no/off; anything else is refused rather than guessed."""
+    raw = env.get(name, "").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:

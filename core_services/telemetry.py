@@ -1,7 +1,9 @@
 """Business telemetry: what happened to payments and orders, as counters and span attributes.
 
 Outcome labels are the answer's problem `code` (a fixed set) or `settled`/`filled`, so the
-series stay few.
+series stay few. Injected faults are telemetry too: `nova_fault_active{service,fault}` says
+which are on, and `nova.fault` on a request's span which ones touched it, so a game day's
+graphs and traces tell injected trouble from real trouble.
 """
 
 from __future__ import annotations
@@ -10,12 +12,17 @@ from typing import Any
 
 from opentelemetry import trace
 
-from instrumentation.metrics import counter
+from instrumentation.metrics import counter, gauge
 
 PAYMENTS = counter("nova_payments", "Payment and deposit requests answered, by kind and outcome", ("kind", "outcome"))
 ORDERS = counter("nova_orders", "Order requests answered, by side and outcome", ("side", "outcome"))
 IDEMPOTENT_REPLAYS = counter(
     "nova_idempotent_replays", "Requests answered with the stored first response of their key", ("service",)
+)
+FAULTS_ACTIVE = gauge(
+    "nova_fault_active",
+    "1 while the fault is injected into the service (admin fault API), else 0",
+    ("service", "fault"),
 )
 
 
@@ -40,3 +47,17 @@ def _record(service: str, outcome: str, replayed: bool, ids: dict[str, Any]) -> 
     if span.is_recording():
         span.set_attributes({"nova.outcome": outcome, "nova.idempotent_replay": replayed})
         span.set_attributes({name: value for name, value in ids.items() if isinstance(value, str)})
+
+
+def record_fault(name: str) -> None:
+    """Add `name` to the `nova.fault` attribute of the current span (comma-separated when several touched it)."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    known = getattr(span, "attributes", None) or {}
+    touched = known.get("nova.fault")
+    if isinstance(touched, str) and touched:
+        if name in touched.split(","):
+            return
+        name = f"{touched},{name}"
+    span.set_attribute("nova.fault", name)

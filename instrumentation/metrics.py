@@ -27,14 +27,14 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from opentelemetry.trace import get_current_span
 from prometheus_client import values
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics import Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -131,6 +131,52 @@ def counter(name: str, documentation: str, labels: Sequence[str] = ()) -> Counte
         return known[0]
     created = Counter(key, documentation, labelnames, registry=_REGISTRY)
     _counters[key] = (created, labelnames)
+    return created
+
+
+GaugeSamples = Iterable[tuple[Sequence[str], float]]
+
+
+class ScrapedGauge:
+    """A gauge read at scrape time from callbacks, so any worker answering a scrape reports the same state.
+
+    For state that lives outside the process (a file the workers share) and changes
+    without a request passing by (a deadline running out): a value set per worker would
+    be stale in the workers that did not see the change.
+    """
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labels)
+        self._sources: dict[str, Callable[[], GaugeSamples]] = {}
+
+    def observe(self, source: str, read: Callable[[], GaugeSamples]) -> None:
+        """Report what `read` returns (label values, value) at each scrape; a later `read` for `source` replaces it."""
+        self._sources[source] = read
+
+    def collect(self) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for source, read in list(self._sources.items()):
+            try:
+                for labels, value in read():
+                    family.add_metric(list(labels), value)
+            except Exception:  # one broken source must not cost the whole scrape
+                log.exception("could not read gauge %s from %s", self.name, source)
+        return family
+
+
+_gauges: dict[str, ScrapedGauge] = {}
+
+
+def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> ScrapedGauge:
+    """A `ScrapedGauge` on `/metrics`; defining the same name again returns the first, unless the labels differ."""
+    known = _gauges.get(name)
+    if known is not None:
+        if known.labelnames != tuple(labels):
+            raise ValueError(f"gauge {name} already has labels {known.labelnames}, not {tuple(labels)}")
+        return known
+    created = _gauges[name] = ScrapedGauge(name, documentation, labels)
     return created
 
 
@@ -303,6 +349,10 @@ class _Scrape(Collector):
             if family.name == REQUEST_DURATION and exemplars:
                 _attach(family, exemplars)
             yield family
+        for scraped in list(_gauges.values()):
+            family = scraped.collect()
+            if family.samples:
+                yield family
 
     def _families(self) -> Iterator[Metric]:
         if self._path is None or self._workers is None:

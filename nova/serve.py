@@ -43,6 +43,8 @@ class ServeOptions:
     portfolio_db: str | None = None
     market_seed: int = 42
     access_log: bool = False
+    # Serve the admin fault API (loopback and admin token only): for game days and load tests.
+    enable_faults: bool = False
 
     def url(self, service: str) -> str:
         return f"http://{self.host}:{self.port(service)}"
@@ -57,6 +59,7 @@ class ServeOptions:
                 "NOVA_DATA_DIR": str(self.data_dir),
                 "NOVA_PAYMENTS_URL": self.url("payments"),
                 "NOVA_MARKET_SEED": str(self.market_seed),
+                "NOVA_ENABLE_FAULTS": "1" if self.enable_faults else "0",
             }
         )
         for name, url in (("NOVA_PAYMENTS_DB", self.payments_db), ("NOVA_PORTFOLIO_DB", self.portfolio_db)):
@@ -188,6 +191,7 @@ class Platform:
     def _write_state(self) -> None:
         state = {
             "pid": os.getpid(),
+            "faults_enabled": self.options.enable_faults,
             "services": {
                 name: {"pid": process.pid, "url": self.options.url(name), "workers": self.options.workers}
                 for name, process in self.processes.items()

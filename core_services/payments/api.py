@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field, field_validator
 from core_services.auth import Principal, TokenAuthority
 from core_services.currencies import ISO_4217
 from core_services.database import Database
+from core_services.fault_api import add_fault_routes
+from core_services.faults import FaultBoard
 from core_services.http import (
     IdempotencyKey,
     StrictBody,
@@ -146,7 +148,8 @@ def worker_app() -> FastAPI:
 
 def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True) -> FastAPI:
     settings = settings or ServiceSettings.from_env()
-    db = Database(settings.payments_db, pool_size=settings.db_pool_size)
+    faults = FaultBoard(settings.data_dir, "payments") if settings.enable_faults else None
+    db = Database(settings.payments_db, pool_size=settings.db_pool_size, faults=faults)
     service = PaymentsService(db, TokenAuthority(settings.admin_token))
     if migrate:
         service.prepare()
@@ -157,6 +160,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         settings.max_body_bytes,
         service="payments",
         telemetry=settings.telemetry,
+        faults=faults,
     )
     observe_database_pool("payments", db.engine)
     instrument(app, "payments", settings.data_dir, settings.telemetry)
@@ -261,6 +265,8 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         return (await db.offload(service.verify, principal)).as_json()
 
     add_health_routes(app, service.db.ping)
+    if faults is not None:
+        add_fault_routes(app, faults, settings.admin_token)
     return app
 
 

@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 
 from core_services.auth import Principal, TokenAuthority
 from core_services.database import Database
+from core_services.fault_api import add_fault_routes
+from core_services.faults import FaultBoard
 from core_services.http import (
     IdempotencyKey,
     StrictBody,
@@ -132,12 +134,13 @@ def create_app(
     `reconcile_every_seconds=None` runs no background reconciler (tests drive it by hand).
     """
     settings = settings or ServiceSettings.from_env()
+    faults = FaultBoard(settings.data_dir, "portfolio") if settings.enable_faults else None
     owns_http = payments_http is None
     http = payments_http if payments_http is not None else new_payments_http(settings.payments_url)
     service = PortfolioService(
-        Database(settings.portfolio_db, pool_size=settings.db_pool_size),
+        Database(settings.portfolio_db, pool_size=settings.db_pool_size, faults=faults),
         TokenAuthority(settings.admin_token),
-        PaymentsClient(http, settings.admin_token),
+        PaymentsClient(http, settings.admin_token, faults=faults),
         settings.market_seed,
     )
     if migrate:
@@ -148,6 +151,7 @@ def create_app(
         settings.max_body_bytes,
         service="portfolio",
         telemetry=settings.telemetry,
+        faults=faults,
     )
     observe_database_pool("portfolio", service.db.engine)
     instrument(app, "portfolio", settings.data_dir, settings.telemetry)
@@ -156,6 +160,8 @@ def create_app(
     app.router.lifespan_context = _lifespan(service, reconcile_every_seconds, owns_http)
     _add_routes(app, service)
     add_health_routes(app, service.db.ping)
+    if faults is not None:  # after the lifespan is set: the fault API wraps it
+        add_fault_routes(app, faults, settings.admin_token)
     return app
 
 

@@ -4,6 +4,12 @@ Every retry re-sends the same request with the same Idempotency-Key, so a paymen
 whose answer was lost (a timeout after payments committed) is replayed by payments,
 never made again. When no attempt gets a definitive answer the caller is told so
 (`PaymentsUnavailable`) and must treat the outcome as unknown.
+
+With fault injection on, the `payments_latency` and `payments_errors` faults act here,
+on each attempt, exactly as a slow or failing payments service would look from
+portfolio: a wait (a wait past the read timeout is a timeout), or a 503 answer. The
+request is then not sent, so the retries and the reconciler meet the same outcomes as
+in a real outage.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from urllib.parse import quote
 
 import httpx
 
+from core_services.faults import FaultBoard
+from core_services.problems import Problem
+from core_services.telemetry import record_fault
 from instrumentation.http_client import HttpClientSpans
 
 # A slow payments service must not hold a portfolio worker for long: p99 < 200 ms is the goal.
@@ -56,8 +65,10 @@ class PaymentsClient:
         attempts: int = ATTEMPTS,
         backoff_seconds: tuple[float, ...] = BACKOFF_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        faults: FaultBoard | None = None,
     ) -> None:
         self.http = http
+        self.faults = faults
         self._admin_token = admin_token
         self._attempts = attempts
         self._backoff = backoff_seconds
@@ -107,7 +118,11 @@ class PaymentsClient:
             attempt_headers = dict(headers)
             call = self._spans.start(method, template or path, path, attempt_headers, resend=attempt)
             try:
-                response = self.http.request(method, path, headers=attempt_headers, json=body)
+                injected = self._injected_answer(method, path)
+                if injected is not None:
+                    response = injected
+                else:
+                    response = self.http.request(method, path, headers=attempt_headers, json=body)
             except httpx.RequestError as exc:
                 call.end(error=exc)
                 failure = f"{type(exc).__name__}: {exc}"
@@ -121,6 +136,34 @@ class PaymentsClient:
                 continue
             return PaymentsAnswer(response.status_code, _json_object(response))
         raise PaymentsUnavailable(f"{method} {path}: {failure} after {self._attempts} attempts")
+
+    def _injected_answer(self, method: str, path: str) -> httpx.Response | None:
+        """Act out the payments faults that are on: wait, time out, or answer 503 in payments' place.
+
+        None when the attempt should go to payments for real.
+        """
+        if self.faults is None:
+            return None
+        faults = self.faults.current()
+        if not faults:
+            return None
+        latency = faults.payments_latency
+        if latency is not None:
+            record_fault("payments_latency")
+            delay = latency.delay_seconds(self.faults.random)
+            timeout = self.http.timeout.read
+            if timeout is not None and delay >= timeout:
+                self._sleep(timeout)
+                raise httpx.ReadTimeout("payments_latency fault: no answer within the timeout")
+            self._sleep(delay)
+        errors = faults.payments_errors
+        if errors is not None and self.faults.random.random() < errors.rate:
+            record_fault("payments_errors")
+            problem = Problem("fault_injected", "the payments_errors fault is on")
+            return httpx.Response(
+                problem.status, json=problem.body(), request=httpx.Request(method, self.http.base_url.join(path))
+            )
+        return None
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

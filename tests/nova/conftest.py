@@ -42,13 +42,14 @@ def run_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunPlatform
     monkeypatch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
 
     @contextmanager
-    def run(workers: int = 2, payments_db: str | None = None) -> Iterator[Platform]:
+    def run(workers: int = 2, payments_db: str | None = None, enable_faults: bool = False) -> Iterator[Platform]:
         options = ServeOptions(
             data_dir=tmp_path / "data",
             payments_port=free_port(),
             portfolio_port=free_port(),
             workers=workers,
             payments_db=payments_db,
+            enable_faults=enable_faults,
         )
         platform = Platform(options)
         platform.start()
