@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.table import Table
 from typer._click.exceptions import UsageError
 
 from core_services.settings import DEFAULT_DATA_DIR, SettingsError, database_url
+from nova.load_cli import load
 from nova.output import console, err, fail
 from nova.serve import Platform, ServeError, ServeOptions
 from nova.slo_cli import slo_app
@@ -24,6 +26,7 @@ app = typer.Typer(
 )
 
 app.add_typer(slo_app, name="slo")
+app.command(name="load")(load)
 
 DataDir = Annotated[Path, typer.Option(help="Where SQLite files, the admin token and run state live")]
 Workers = Annotated[int, typer.Option(min=1, max=64, help="Worker processes per service")]
@@ -44,17 +47,28 @@ def serve(
     ] = None,
     market_seed: Annotated[int, typer.Option(help="Seed of the market-data simulator")] = 42,
     access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
+    enable_faults: Annotated[
+        bool,
+        typer.Option(
+            "--enable-faults",
+            envvar="NOVA_ENABLE_FAULTS",
+            help="Serve the admin fault API (/admin/faults: loopback clients, admin token) for game days",
+        ),
+    ] = False,
 ) -> None:
     """Start the payments and portfolio services and keep them running until Ctrl-C."""
     options = _serve_options(
         data_dir, host, payments_port, portfolio_port, workers, payments_db, portfolio_db, market_seed, access_log
     )
+    options = replace(options, enable_faults=enable_faults)
     platform = Platform(options)
 
     def announce() -> None:
         for name in ("payments", "portfolio"):
             console.print(f"{name:<9} ready on {options.url(name)} ({workers} workers)")
         console.print(f"admin token in {data_dir / 'admin-token'}; Ctrl-C stops both")
+        if enable_faults:
+            console.print("fault injection on: PUT/GET/DELETE /admin/faults on each service (see README)")
 
     try:
         platform.serve_forever(announce)

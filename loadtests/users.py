@@ -1,0 +1,367 @@
+"""The platform's customers as Locust users: people paying each other, traders, portfolio viewers.
+
+Every user signs up through the API when it starts, as a new customer would: the admin creates
+the customer, the customer opens a USD account, the admin funds it with a deposit. The account
+then joins this process's payees, so paying customers pay each other. After that a user acts at
+`--user-rate` tasks a second, one request per task, so the offered load is about users x rate
+(a retried write adds its retries).
+
+`ApiSession` sends each request the way `traffic.py` says: named by route template, traced and
+marked synthetic, writes idempotent and retried. One FastHttpSession serves both services:
+portfolio calls go to absolute URLs, which geventhttpclient pools per host.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import uuid
+from typing import Any, NamedTuple
+from urllib.parse import urlencode
+
+import gevent  # type: ignore[import-untyped]
+from locust import FastHttpUser, constant_throughput, task
+from locust.contrib.fasthttp import FastHttpSession
+from locust.exception import StopUser
+
+from loadtests.samples import CONNECTION_FAILED
+from loadtests.traffic import (
+    ACCOUNT,
+    CREATE_CUSTOMER,
+    DEPOSIT,
+    ENTRIES,
+    OPEN_ACCOUNT,
+    PAY,
+    PAYMENT,
+    PLACE_ORDER,
+    PORTFOLIO,
+    QUOTE,
+    Endpoint,
+    RetryPolicy,
+    admin_token,
+    new_trace_id,
+    request_name,
+    should_retry,
+    trace_headers,
+)
+
+log = logging.getLogger("nova.load")
+
+CURRENCY = "USD"
+FUNDING_MINOR = 10**11  # a billion dollars: no run is long enough to spend it
+SIGN_UP_PAUSE_SECONDS = 1.0
+# The symbols the market simulator quotes (GET /v1/quotes); loadtests never import the services.
+SYMBOLS = ("NOVA", "ACME", "GLBX", "INIT", "ORBT", "QNTM", "VRTX", "ZEPH", "HELX", "KSTR")
+DEFAULT_PAYMENTS_URL = "http://127.0.0.1:8001"
+DEFAULT_PORTFOLIO_URL = "http://127.0.0.1:8002"
+DEFAULT_USER_RATE = 1.0
+
+
+class Answer(NamedTuple):
+    """What a call came back with: the status (`CONNECTION_FAILED` if none) and the JSON object, if any."""
+
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def created(self) -> bool:
+        return self.status == 201
+
+    def text(self, field: str) -> str | None:
+        value = self.body.get(field)
+        return value if isinstance(value, str) else None
+
+
+class ApiSession:
+    """One user's connection to both services: every request named, traced, and writes retried."""
+
+    def __init__(self, client: FastHttpSession, portfolio_url: str, retry: RetryPolicy | None = None) -> None:
+        self.client = client
+        self.portfolio_url = portfolio_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+
+    def read(self, endpoint: Endpoint, token: str, query: dict[str, str] | None = None, **params: str) -> Answer:
+        """A GET, sent once: a read that failed is a failure to report, not to hide."""
+        url = self._url(endpoint, params, query)
+        answer, _retry_after = self._attempt(endpoint, url, {**_bearer(token), **trace_headers()}, None, 1)
+        return answer
+
+    def write(self, endpoint: Endpoint, token: str, body: dict[str, Any], key: str | None = None) -> Answer:
+        """A write with an Idempotency-Key, sent again with the same key and body after a 5xx or no answer.
+
+        All attempts belong to one trace, each with its own parent span id.
+        """
+        headers = {**_bearer(token), "Idempotency-Key": key or str(uuid.uuid4())}
+        trace_id = new_trace_id()
+        url = self._url(endpoint, {}, None)
+        for attempt in self.retry.attempts():
+            answer, retry_after = self._attempt(endpoint, url, {**headers, **trace_headers(trace_id)}, body, attempt)
+            if not should_retry(answer.status) or attempt > self.retry.retries:
+                return answer
+            gevent.sleep(self.retry.pause(attempt, retry_after))
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def _url(self, endpoint: Endpoint, params: dict[str, str], query: dict[str, str] | None) -> str:
+        path = endpoint.path(**params) + (f"?{urlencode(query)}" if query else "")
+        return f"{self.portfolio_url}{path}" if endpoint.service == "portfolio" else path
+
+    def _attempt(
+        self, endpoint: Endpoint, url: str, headers: dict[str, str], body: dict[str, Any] | None, attempt: int
+    ) -> tuple[Answer, str | None]:
+        """One HTTP request; Locust counts it failed only for what the SLO counts: a 5xx or no answer."""
+        with self.client.request(
+            endpoint.method,
+            url,
+            name=request_name(endpoint.name, attempt),
+            headers=headers,
+            json=body,
+            catch_response=True,
+            context={"attempt": attempt},
+        ) as response:
+            status = response.status_code or CONNECTION_FAILED
+            if status == CONNECTION_FAILED:
+                response.failure(f"no answer: {type(getattr(response, 'error', None)).__name__}")
+            elif should_retry(status):
+                code = _json_object(response).get("code")  # the problem's code groups Locust's error table
+                response.failure(f"HTTP {status} {code}" if isinstance(code, str) else f"HTTP {status}")
+            else:
+                response.success()
+        retry_after = response.headers.get("Retry-After") if response.headers else None
+        return Answer(status, _json_object(response) if status != CONNECTION_FAILED else {}), retry_after
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _json_object(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json() if response.content else {}
+    except (ValueError, TypeError):  # not JSON, or a body in no encoding it could tell
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class Admin:
+    """The operator's side of sign-up: creating customers and funding their accounts."""
+
+    def __init__(self, api: ApiSession, token: str) -> None:
+        self.api = api
+        self.token = token
+
+    def create_customer(self, name: str) -> Answer:
+        # Customers and accounts take no Idempotency-Key at the API; a retry after a lost answer
+        # may leave an unused customer behind, which costs nothing.
+        return self.api.write(CREATE_CUSTOMER, self.token, {"name": name})
+
+    def deposit(self, account_id: str, amount_minor: int, key: str) -> Answer:
+        return self.api.write(DEPOSIT, self.token, {"account_id": account_id, "amount_minor": amount_minor}, key)
+
+
+class Customer:
+    """A signed-up customer with one USD account, and what it does through the two APIs."""
+
+    def __init__(self, api: ApiSession, token: str, account_id: str) -> None:
+        self.api = api
+        self.token = token
+        self.account_id = account_id
+
+    def pay(self, to_account: str, amount_minor: int, reference: str) -> Answer:
+        body = {
+            "from_account": self.account_id,
+            "to_account": to_account,
+            "amount_minor": amount_minor,
+            "currency": CURRENCY,
+            "reference": reference,
+        }
+        return self.api.write(PAY, self.token, body)
+
+    def balance(self) -> Answer:
+        return self.api.read(ACCOUNT, self.token, id=self.account_id)
+
+    def payment(self, payment_id: str) -> Answer:
+        return self.api.read(PAYMENT, self.token, id=payment_id)
+
+    def statement(self, entries: int = 20) -> Answer:
+        return self.api.read(ENTRIES, self.token, {"limit": str(entries)}, id=self.account_id)
+
+    def quote(self, symbol: str) -> Answer:
+        return self.api.read(QUOTE, self.token, symbol=symbol)
+
+    def place_order(self, symbol: str, side: str, quantity: int) -> Answer:
+        body = {"account_id": self.account_id, "symbol": symbol, "side": side, "quantity": quantity}
+        return self.api.write(PLACE_ORDER, self.token, body)
+
+    def portfolio(self) -> Answer:
+        return self.api.read(PORTFOLIO, self.token, account_id=self.account_id)
+
+
+class Payees:
+    """The accounts this process's users opened: whom paying customers pay."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._accounts: list[str] = []
+
+    def add(self, account_id: str) -> None:
+        if len(self._accounts) < self.limit:
+            self._accounts.append(account_id)
+        else:  # a long spiky run keeps signing users up: keep a random sample of them
+            self._accounts[random.randrange(self.limit)] = account_id
+
+    def other_than(self, account_id: str) -> str | None:
+        for _ in range(3):
+            if not self._accounts:
+                return None
+            chosen = random.choice(self._accounts)
+            if chosen != account_id:
+                return chosen
+        return None
+
+
+PAYEES = Payees()
+
+
+def sign_up(api: ApiSession, admin: Admin, name: str) -> Customer:
+    """Customer, account, funds: each step done once, tried again after a pause until it succeeds.
+
+    The deposit's Idempotency-Key is fixed for the whole sign-up, so funds whose answer was lost
+    are never deposited twice. A refusal that no retry can change (a bad admin token, a request
+    the API rejects) stops the user with an error instead of hammering the API.
+    """
+    token: str | None = None
+    account_id: str | None = None
+    deposit_key = str(uuid.uuid4())
+    while True:
+        if token is None:
+            answer = admin.create_customer(name)
+            token = answer.text("token") if answer.created else None
+        elif account_id is None:
+            answer = api.write(OPEN_ACCOUNT, token, {"currency": CURRENCY})
+            account_id = answer.text("id") if answer.created else None
+        else:
+            answer = admin.deposit(account_id, FUNDING_MINOR, deposit_key)
+            if answer.created:
+                return Customer(api, token, account_id)
+        if 400 <= answer.status < 500 and answer.status not in (409, 429):
+            log.error("sign-up refused: HTTP %s %s", answer.status, answer.text("code") or "")
+            raise StopUser()
+        if not answer.created:
+            gevent.sleep(SIGN_UP_PAUSE_SECONDS)
+
+
+class NovaUser(FastHttpUser):
+    """A customer of the platform: signs up when it starts, then acts at `--user-rate` tasks a second."""
+
+    abstract = True
+    host = DEFAULT_PAYMENTS_URL
+    # A request slower than this is a failure for the SLO long before; don't wait a minute for it.
+    network_timeout = 10.0
+    connection_timeout = 5.0
+    customer: Customer
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        self._pace = constant_throughput(float(getattr(options, "user_rate", DEFAULT_USER_RATE)))
+        api = ApiSession(self.client, str(getattr(options, "portfolio_url", DEFAULT_PORTFOLIO_URL)))
+        admin = Admin(api, admin_token(os.environ))
+        self.customer = sign_up(api, admin, f"load {type(self).__name__} {uuid.uuid4().hex[:8]}")
+        PAYEES.add(self.customer.account_id)
+
+    def wait_time(self) -> float:
+        return float(self._pace(self))
+
+
+class PayingCustomer(NovaUser):
+    """Pays other customers small amounts, keeps an eye on the balance, now and then looks a payment up."""
+
+    weight = 3
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.last_payment: str | None = None
+
+    @task(6)
+    def pay_someone(self) -> None:
+        payee = PAYEES.other_than(self.customer.account_id)
+        if payee is None:  # the first customer of this process has nobody to pay yet
+            self.check_balance()
+            return
+        answer = self.customer.pay(payee, random.randint(100, 5_000), random.choice(REFERENCES))
+        self.last_payment = answer.text("id") if answer.created else self.last_payment
+
+    @task(2)
+    def check_balance(self) -> None:
+        self.customer.balance()
+
+    @task(1)
+    def look_up_a_payment(self) -> None:
+        if self.last_payment is None:
+            self.check_balance()
+        else:
+            self.customer.payment(self.last_payment)
+
+
+REFERENCES = ("dinner", "rent share", "tickets", "groceries", "birthday gift", "taxi")
+
+
+class Trader(NovaUser):
+    """Watches a few symbols, buys what it likes, takes profit on some of what it holds, checks the portfolio."""
+
+    weight = 2
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.watchlist = random.sample(SYMBOLS, 3)
+        self.holdings: dict[str, int] = {}
+
+    @task(4)
+    def watch_the_market(self) -> None:
+        self.customer.quote(random.choice(self.watchlist))
+
+    @task(3)
+    def buy(self) -> None:
+        symbol, quantity = random.choice(self.watchlist), random.randint(1, 5)
+        if self.customer.place_order(symbol, "buy", quantity).created:
+            self.holdings[symbol] = self.holdings.get(symbol, 0) + quantity
+
+    @task(1)
+    def take_profit(self) -> None:
+        held = [symbol for symbol, quantity in self.holdings.items() if quantity > 0]
+        if not held:
+            self.watch_the_market()
+            return
+        symbol = random.choice(held)
+        quantity = random.randint(1, self.holdings[symbol])
+        if self.customer.place_order(symbol, "sell", quantity).created:
+            self.holdings[symbol] -= quantity
+
+    @task(2)
+    def check_portfolio(self) -> None:
+        self.customer.portfolio()
+
+
+class PortfolioViewer(NovaUser):
+    """Mostly looks: the portfolio, quotes, the balance, the statement."""
+
+    weight = 5
+
+    @task(4)
+    def view_portfolio(self) -> None:
+        self.customer.portfolio()
+
+    @task(3)
+    def check_a_quote(self) -> None:
+        self.customer.quote(random.choice(SYMBOLS))
+
+    @task(2)
+    def check_balance(self) -> None:
+        self.customer.balance()
+
+    @task(1)
+    def read_statement(self) -> None:
+        self.customer.statement()
+
+
+USER_CLASSES: tuple[type[NovaUser], ...] = (PayingCustomer, Trader, PortfolioViewer)
