@@ -13,7 +13,6 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import NamedTuple
 import psycopg
 
 from loadtests.bench.errors import BenchError
+from loadtests.bench.hello_asgi import serve_command
 from loadtests.bench.processes import OwnedProcess, free_port
 from loadtests.bench.wrk import WRK_THREADS, Tick, WrkRun, run_wrk
 
@@ -44,27 +44,7 @@ class CommitRate(NamedTuple):
 def http_ceiling(workdir: Path, connections: int, seconds: int, workers: int, tick: Tick) -> WrkRun:
     """wrk against a bare ASGI app served exactly as the services are (uvloop, httptools, no access log)."""
     port = free_port(set())
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "loadtests.bench.hello_asgi:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--timeout-keep-alive",
-        "30",
-    ]
+    command = serve_command(port, workers)
     url = f"http://127.0.0.1:{port}/"
     with OwnedProcess("hello-world ASGI", command, workdir / "hello-asgi.log") as server:
         server.wait_ready(url)

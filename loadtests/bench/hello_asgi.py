@@ -7,6 +7,7 @@ framework, the ledger and the database.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -14,6 +15,16 @@ Message = MutableMapping[str, Any]
 
 _BODY = b'{"hello":"world"}'
 _HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_BODY)).encode())]
+
+
+def serve_command(port: int, workers: int) -> list[str]:
+    """uvicorn serving this app exactly as the services are served (uvloop, httptools, no access log)."""
+    return [
+        sys.executable, "-m", "uvicorn", "loadtests.bench.hello_asgi:app",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        "--timeout-keep-alive", "30",
+    ]  # fmt: skip
 
 
 async def app(

@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtests.bench.errors import BenchError
+from loadtests.bench.hello_asgi import serve_command
 from loadtests.bench.processes import REPO_ROOT, OwnedProcess, clean_environment, free_port
 from loadtests.bench.wrk import parse_wrk
 
@@ -100,7 +101,7 @@ def measure(settings: Settings, console: Console) -> tuple[list[GeneratorRun], G
         port = free_port(set())
         url = f"http://127.0.0.1:{port}"
         with OwnedProcess(
-            "hello-world ASGI", _hello_command(port, settings.server_workers), workdir / "hello.log"
+            "hello-world ASGI", serve_command(port, settings.server_workers), workdir / "hello.log"
         ) as app:
             app.wait_ready(url + "/")
             runs = []
@@ -112,28 +113,6 @@ def measure(settings: Settings, console: Console) -> tuple[list[GeneratorRun], G
                 with console.status(f"wrk baseline ({settings.seconds - settings.warmup} s)"):
                     wrk = wrk_run(url, settings.users, settings.seconds - settings.warmup)
     return runs, wrk
-
-
-def _hello_command(port: int, workers: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "loadtests.bench.hello_asgi:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
 
 
 def locust_run(url: str, settings: Settings, out: Path) -> GeneratorRun:
