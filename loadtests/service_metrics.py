@@ -3,10 +3,9 @@
 * `db_pool`: `db_client_connections_in_use / db_client_connections_max`, each summed over the
   service's series (label `service`); 0 when the service reports no pool.
 * `cpu`: the busiest worker's share of a core between two scrapes, from the per-worker
-  counter `nova_process_cpu_seconds_total{pid}`; where a service does not export it yet,
-  prometheus-client's `process_cpu_seconds_total{pid}` (one series per worker under
-  `nova serve`) stands in; with neither, 0.0. A worker seen in only one of the two scrapes
-  (just started, or gone) is left out.
+  counter `process_cpu_seconds_total{pid}` (one series per worker under `nova serve`); 0.0
+  when it is absent. A worker seen in only one of the two scrapes (just started, or gone) is
+  left out.
 
 No Locust import: `recording.py` scrapes, this module reads what came back.
 """
@@ -22,7 +21,7 @@ from loadtests.samples import ServiceSample
 
 POOL_IN_USE = "db_client_connections_in_use"
 POOL_MAX = "db_client_connections_max"
-CPU_SECONDS = ("nova_process_cpu_seconds_total", "process_cpu_seconds_total")  # preferred first
+CPU_SECONDS = "process_cpu_seconds_total"
 
 
 class Scrape(NamedTuple):
@@ -36,7 +35,7 @@ class Scrape(NamedTuple):
 def parse_scrape(service: str, at: float, exposition: str) -> Scrape:
     """Read the pool and the per-worker CPU counters out of a Prometheus text exposition."""
     in_use = pool_max = 0.0
-    cpu: dict[str, dict[str, float]] = {name: {} for name in CPU_SECONDS}
+    cpu: dict[str, float] = {}
     for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             if sample.name in (POOL_IN_USE, POOL_MAX) and sample.labels.get("service", service) == service:
@@ -44,10 +43,9 @@ def parse_scrape(service: str, at: float, exposition: str) -> Scrape:
                     in_use += sample.value
                 else:
                     pool_max += sample.value
-            elif sample.name in cpu and "pid" in sample.labels:
-                cpu[sample.name][sample.labels["pid"]] = sample.value
-    per_pid = next((found for found in cpu.values() if found), {})
-    return Scrape(service, at, in_use, pool_max, per_pid)
+            elif sample.name == CPU_SECONDS and "pid" in sample.labels:
+                cpu[sample.labels["pid"]] = sample.value
+    return Scrape(service, at, in_use, pool_max, cpu)
 
 
 def service_sample(previous: Scrape | None, current: Scrape) -> ServiceSample:

@@ -29,15 +29,6 @@ def test_pool_share_and_the_busiest_workers_cpu_share_between_scrapes() -> None:
     assert row.cpu == pytest.approx(0.4)  # worker 11: 2 s of CPU in 5 s
 
 
-def test_the_suites_per_worker_cpu_metric_is_preferred() -> None:
-    nova = "# TYPE nova_process_cpu_seconds_total gauge\n" + 'nova_process_cpu_seconds_total{pid="7"} 10.0\n'
-    stock = _cpu("process_cpu_seconds", "counter", {"7": 99.0})
-    before = parse_scrape("portfolio", 0.0, nova + stock)
-    after = parse_scrape("portfolio", 10.0, nova.replace("10.0", "15.0") + stock)
-
-    assert service_sample(before, after).cpu == pytest.approx(0.5)
-
-
 def test_without_a_previous_scrape_or_per_worker_cpu_the_share_is_zero() -> None:
     first = parse_scrape("payments", 1.0, POOL)
 
