@@ -1,0 +1,119 @@
+"""Finding a running platform from its data dir: `serve.json` (supervisor PIDs, URLs), the admin token.
+
+This module owns how `chaos/` locates and addresses the services; it never imports them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chaos.errors import PlatformError
+
+SERVICES = ("payments", "portfolio")
+# Fault API calls and probes are quick; a hung service must not hang the experiment.
+HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    url: str
+    supervisor_pid: int
+    workers: int
+
+
+@dataclass(frozen=True)
+class RunningPlatform:
+    data_dir: Path
+    pid: int
+    faults_enabled: bool
+    services: dict[str, Service]
+    admin_token: str
+
+    def service(self, name: str) -> Service:
+        """The named service; PlatformError for a name the platform does not run."""
+        try:
+            return self.services[name]
+        except KeyError:
+            raise PlatformError(f"no service {name!r}; the platform runs {', '.join(sorted(self.services))}") from None
+
+    def admin_client(self, service: str) -> httpx.Client:
+        """An httpx client for `service` that carries the admin token, with bounded timeouts."""
+        return httpx.Client(
+            base_url=self.service(service).url,
+            timeout=HTTP_TIMEOUT,
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+        )
+
+    def database_url(self, service: str) -> str | None:
+        """The `postgresql://` URL the service runs on, or None for the embedded SQLite.
+
+        Read from the supervisor's environment (`NOVA_<SERVICE>_DB`), where `nova serve` put it.
+        """
+        pid = self.service(service).supervisor_pid
+        try:
+            raw = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError as exc:
+            raise PlatformError(f"cannot read the environment of {service}'s supervisor (pid {pid}): {exc}") from None
+        key = f"NOVA_{service.upper()}_DB="
+        for entry in raw.split(b"\0"):
+            text = entry.decode(errors="replace")
+            if text.startswith(key):
+                url = text[len(key) :]
+                return url if url.startswith(("postgresql://", "postgres://")) else None
+        return None
+
+
+def find_platform(data_dir: str | os.PathLike[str] = ".nova") -> RunningPlatform:
+    """The platform `nova serve` runs from `data_dir`; PlatformError if none is running there."""
+    folder = Path(data_dir)
+    state_file = folder / "serve.json"
+    try:
+        state: Any = json.loads(state_file.read_text())
+    except FileNotFoundError:
+        raise PlatformError(f"{state_file}: no such file; is `nova serve --data-dir {folder}` running?") from None
+    except json.JSONDecodeError as exc:
+        raise PlatformError(f"{state_file}: not JSON ({exc})") from None
+    try:
+        services = {
+            name: Service(name, str(entry["url"]), int(entry["pid"]), int(entry.get("workers", 1)))
+            for name, entry in state["services"].items()
+        }
+        platform_pid = int(state["pid"])
+        faults_enabled = bool(state.get("faults_enabled", False))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PlatformError(f"{state_file}: not a serve state file ({exc!r})") from None
+    if not _alive(platform_pid):
+        raise PlatformError(f"{state_file}: the platform (pid {platform_pid}) is not running")
+    return RunningPlatform(folder, platform_pid, faults_enabled, services, admin_token(folder))
+
+
+def admin_token(data_dir: Path) -> str:
+    """`NOVA_ADMIN_TOKEN`, else `<data-dir>/admin-token`; PlatformError if neither exists."""
+    token = os.environ.get("NOVA_ADMIN_TOKEN", "").strip()
+    if token:
+        return token
+    path = data_dir / "admin-token"
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise PlatformError(f"no admin token: NOVA_ADMIN_TOKEN is unset and {path} cannot be read ({exc})") from None
+    if not token:
+        raise PlatformError(f"{path} is empty")
+    return token
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,59 @@
+"""Every experiment in chaos/experiments passes the real `chaos validate`, and keeps the suite's rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.chaos.conftest import REPO, run_chaos
+
+EXPERIMENTS = sorted((REPO / "chaos" / "experiments").glob("*.json"))
+EXPECTED = {
+    "worker-kill-under-load",
+    "db-latency",
+    "db-outage",
+    "portfolio-payment-errors-5pct",
+    "cpu-burn",
+    "slow-dependency",
+}
+
+
+def test_every_experiment_of_the_game_day_is_there() -> None:
+    assert {path.stem for path in EXPERIMENTS} == EXPECTED
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda path: path.stem)
+def test_chaos_validate_accepts_it(path: Path, tmp_path: Path) -> None:
+    done = run_chaos("validate", str(path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "experiment syntax and semantic look valid" in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda path: path.stem)
+def test_faults_have_a_ttl_and_rollbacks_clear_them(path: Path) -> None:
+    experiment: dict[str, Any] = json.loads(path.read_text())
+    providers = [activity["provider"] for activity in experiment["method"]]
+    for provider in providers:
+        assert provider["type"] == "python" and provider["module"].startswith("chaos.")
+        if provider["func"] == "inject_fault":
+            assert 1 <= provider["arguments"]["ttl_seconds"] <= 3600
+    rollbacks = {activity["provider"]["func"] for activity in experiment["rollbacks"]}
+    assert "clear_all_faults" in rollbacks
+    if any(provider["func"] == "stop_postgresql" for provider in providers):
+        assert "start_postgresql" in rollbacks
+    if any(provider["func"] == "start_background_load" for provider in providers):
+        assert "stop_background_load" in rollbacks
+    assert experiment["steady-state-hypothesis"]["probes"]
+    assert set(experiment["configuration"]) == {"data_dir", "prometheus_url"}
+
+
+def test_chaos_validate_refuses_an_unknown_provider(tmp_path: Path) -> None:
+    experiment = json.loads((REPO / "chaos" / "experiments" / "db-latency.json").read_text())
+    experiment["method"][0]["provider"]["func"] = "no_such_action"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(experiment))
+    done = run_chaos("validate", str(path), cwd=tmp_path)
+    assert done.returncode != 0
