@@ -150,21 +150,26 @@ def row_between(previous: Totals, current: Totals, at: float, elapsed: float) ->
     base_buckets = {} if restarted else before
     requests = round(current.requests - base.requests)
     buckets = tuple((bound, value - base_buckets.get(bound, 0.0)) for bound, value in current.buckets)
-    shares = [
-        (seconds - previous.cpu_seconds[pid] if seconds >= previous.cpu_seconds[pid] else seconds) / elapsed
-        for pid, seconds in current.cpu_seconds.items()
-        if pid in previous.cpu_seconds and elapsed > 0
-    ]
     return Row(
         timestamp=at,
         requests=requests,
         errors=min(round(current.errors - base.errors), requests),
         slow=min(round(current.slow - base.slow), requests),
         p99_ms=histogram_quantile(QUANTILE, buckets) * 1000.0,
-        cpu=max([0.0, *shares]),
+        cpu=busiest_cpu_share(previous, current, elapsed),
         db_pool=pool_share(current),
         buckets=buckets,
     )
+
+
+def busiest_cpu_share(previous: Totals, current: Totals, elapsed: float) -> float:
+    """The busiest worker's share of a core over `elapsed` seconds, among workers in both scrapes."""
+    shares = [
+        (seconds - previous.cpu_seconds[pid] if seconds >= previous.cpu_seconds[pid] else seconds) / elapsed
+        for pid, seconds in current.cpu_seconds.items()
+        if pid in previous.cpu_seconds and elapsed > 0
+    ]
+    return max([0.0, *shares])
 
 
 def pool_share(totals: Totals) -> float:

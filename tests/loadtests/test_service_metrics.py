@@ -63,4 +63,4 @@ def test_only_the_scraped_services_pool_counts() -> None:
 
     scrape = parse_scrape("payments", 0.0, both)
 
-    assert (scrape.pool_in_use, scrape.pool_max) == (6.0, 30.0)
+    assert (scrape.totals.pool_in_use, scrape.totals.pool_max) == (6.0, 30.0)
