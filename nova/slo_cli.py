@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -26,7 +26,7 @@ from slo.rules import (
     DEFAULT_RUNBOOK_BASE,
     RuleOptions,
     generate,
-    render,
+    render_groups,
 )
 from slo.scenario import read_scenario, scenario_timelines
 from slo.spec import SLO, load_specs
@@ -73,6 +73,23 @@ def _load(specs: Sequence[Path]) -> list[SLO]:
     return load_specs(specs)
 
 
+def _generate(
+    specs: Sequence[Path],
+    period: str,
+    alert_windows: Sequence[Path] | None,
+    min_bad_events: int,
+    horizon: str,
+    runbook_base: str,
+) -> tuple[list[SLO], RuleOptions, list[dict[str, Any]]]:
+    """The specs loaded and their rule groups generated, or the one-line reason why not."""
+    try:
+        options = _options(period, alert_windows, min_bad_events, horizon, runbook_base)
+        slos = _load(specs)
+        return slos, options, generate(slos, options)
+    except SLOError as exc:
+        raise fail(str(exc)) from None
+
+
 def _write_atomically(path: Path, text: str) -> None:
     """Write beside the target and rename, so a failure never leaves half a rule file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,12 +117,8 @@ def rules(
     ] = None,
 ) -> None:
     """Generate Sloth-compatible Prometheus rules (multi-window multi-burn-rate alerts) from SLO specs."""
-    try:
-        options = _options(period, alert_windows, min_bad_events, exhaustion_horizon, runbook_base)
-        slos = _load(specs)
-        text = render(slos, options, [str(p) for p in specs])
-    except SLOError as exc:
-        raise fail(str(exc)) from None
+    slos, options, groups = _generate(specs, period, alert_windows, min_bad_events, exhaustion_horizon, runbook_base)
+    text = render_groups(groups, [str(p) for p in specs])
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -128,13 +141,9 @@ def check(
     runbook_base: RunbookBase = DEFAULT_RUNBOOK_BASE,
 ) -> None:
     """Validate specs, and run `promtool check rules` on the rules they give when promtool is installed."""
-    try:
-        options = _options(period, alert_windows, min_bad_events, exhaustion_horizon, runbook_base)
-        slos = _load(specs)
-        text = render(slos, options, [str(p) for p in specs])
-    except SLOError as exc:
-        raise fail(str(exc)) from None
-    count = sum(len(group["rules"]) for group in generate(slos, options))
+    slos, _, groups = _generate(specs, period, alert_windows, min_bad_events, exhaustion_horizon, runbook_base)
+    text = render_groups(groups, [str(p) for p in specs])
+    count = sum(len(group["rules"]) for group in groups)
     console.print(f"{len(slos)} SLOs valid in {len(specs)} files; {count} rules generated")
     promtool = shutil.which("promtool")
     if promtool is None:
