@@ -116,6 +116,36 @@ def start_postgresql(data_dir: str = ".nova", version: str | None = None, cluste
     return _pg_ctlcluster("start", version, cluster)
 
 
+def stop_database(data_dir: str = ".nova", ttl_seconds: int = DEFAULT_TTL_SECONDS) -> dict[str, Any]:
+    """Take the platform's database away: PostgreSQL is stopped; the embedded SQLite cannot be, so
+    every service gets the `db_unavailable` fault (the same 503 + Retry-After path, TTL-bounded).
+
+    Returns `{"database": "postgresql" | "sqlite", ...}` with what was done.
+    """
+    if _database_kind(data_dir) == "postgresql":
+        return {"database": "postgresql", **stop_postgresql(data_dir)}
+    platform = _platform_with_faults(data_dir)
+    faults = {
+        name: inject_fault(name, "db_unavailable", data_dir, ttl_seconds=ttl_seconds)
+        for name in sorted(platform.services)
+    }
+    return {"database": "sqlite", "faults": faults}
+
+
+def start_database(data_dir: str = ".nova") -> dict[str, Any]:
+    """Give the database back (what `stop_database` took); safe to call when it was never taken."""
+    if _database_kind(data_dir) == "postgresql":
+        return {"database": "postgresql", **start_postgresql(data_dir)}
+    platform = _platform_with_faults(data_dir)
+    cleared = [clear_fault(name, "db_unavailable", data_dir)["service"] for name in sorted(platform.services)]
+    return {"database": "sqlite", "cleared": cleared}
+
+
+def _database_kind(data_dir: str) -> str:
+    platform = find_platform(data_dir)
+    return "postgresql" if any(platform.database_url(name) for name in platform.services) else "sqlite"
+
+
 def start_background_load(
     data_dir: str = ".nova",
     shape: str = "steady",

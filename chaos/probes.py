@@ -6,6 +6,8 @@ returns a JSON-able value (a bool, a number, or a flat dict of numbers) so toler
 
 SLIs come from the SLO recording rules `nova slo rules` generates (`slo:sli_error:ratio_rate<window>`,
 `slo:objective:ratio`), as Prometheus evaluates them, and p99 from the request-duration histogram.
+With `prometheus_url` empty they come from the embedded scraper's rows (`chaos.live_metrics`)
+that `nova gameday` records when no Prometheus is installed.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ import httpx
 
 from chaos.actions import LOAD_PID_FILE
 from chaos.errors import ProbeError
+from chaos.live_metrics import WindowTotals, metrics_file, window_totals
 from chaos.platform import HTTP_TIMEOUT, find_platform
+from slo.durations import parse_duration
 from slo.errors import SourceError
 from slo.prometheus import PrometheusAPI
+from slo.rules import ratio_expr
+from slo.spec import SLO, SUITE_SPECS, load_specs
 
-# The windows the generated rules record (`slo:sli_error:ratio_rate<window>`).
+# The windows the generated rules record (`slo:sli_error:ratio_rate<window>`); others are computed.
 RECORDED_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")
 # Not customer traffic: left out of every SLI, as in slo/specs/*.yaml.
 NOT_TRAFFIC = 'route!~"/metrics|/healthz|/readyz|/admin/.*"'
@@ -63,42 +69,82 @@ def ledger_balanced(data_dir: str = ".nova") -> bool:
     return bool(document.get("balanced")) and int(document.get("negative_accounts", 0)) == 0
 
 
-def sli_from_prometheus(
-    prometheus_url: str, window: str = "5m", service: str = "payments", slo: str = "availability"
+def sli(
+    prometheus_url: str = "",
+    window: str = "5m",
+    service: str = "payments",
+    slo: str = "availability",
+    data_dir: str = ".nova",
 ) -> float:
-    """The SLI (share of good events, 0..1) of `<service>-<slo>` over `window`, from the recorded error ratio."""
-    return 1.0 - _error_ratio(prometheus_url, window, service, slo)
+    """The SLI (share of good events, 0..1) of `<service>-<slo>` over `window`.
+
+    From Prometheus's recorded error ratio when `prometheus_url` is set, else from the embedded
+    scraper's rows in `<data-dir>/embedded-metrics/` (what a game day without Prometheus records).
+    """
+    return 1.0 - _error_ratio(prometheus_url, window, service, slo, data_dir)
 
 
-def burn_rate(prometheus_url: str, window: str = "5m", service: str = "payments", slo: str = "availability") -> float:
+def burn_rate(
+    prometheus_url: str = "",
+    window: str = "5m",
+    service: str = "payments",
+    slo: str = "availability",
+    data_dir: str = ".nova",
+) -> float:
     """How fast `<service>-<slo>` spends its error budget over `window` (1.0: exactly as fast as allowed)."""
-    ratio = _error_ratio(prometheus_url, window, service, slo)
-    objective = _instant(prometheus_url, f'slo:objective:ratio{{sloth_service="{service}",sloth_slo="{slo}"}}')
+    ratio = _error_ratio(prometheus_url, window, service, slo, data_dir)
+    if prometheus_url:
+        objective = _instant(prometheus_url, f'slo:objective:ratio{{sloth_service="{service}",sloth_slo="{slo}"}}')
+    else:
+        objective = _suite_objective(service, slo)
     if objective >= 1.0:
         raise ProbeError(f"{service}-{slo}: objective {objective} leaves no error budget")
     return ratio / (1.0 - objective)
 
 
-def p99_ms_from_prometheus(prometheus_url: str, window: str = "5m", service: str = "payments") -> float:
-    """The p99 of the service's customer requests over `window`, in ms, from the duration histogram."""
+def p99_ms(prometheus_url: str = "", window: str = "5m", service: str = "payments", data_dir: str = ".nova") -> float:
+    """The p99 of the service's customer requests over `window`, in ms.
+
+    Prometheus computes it from the duration histogram; the embedded rows keep one p99 per step,
+    so without Prometheus this is the slowest step's p99, an upper bound on the window's.
+    """
     _check_window(window)
+    if not prometheus_url:
+        return _embedded(data_dir, service, window).max_p99_ms
     histogram = f'http_server_request_duration_seconds_bucket{{service="{service}",{NOT_TRAFFIC}}}'
     buckets = f"sum by (le) (rate({histogram}[{window}]))"
     return _instant(prometheus_url, f"histogram_quantile(0.99, {buckets}) * 1000")
 
 
-def availability_and_p99_from_prometheus(
-    prometheus_url: str, window: str = "5m", service: str = "payments"
+def availability_and_p99(
+    prometheus_url: str = "", window: str = "5m", service: str = "payments", data_dir: str = ".nova"
 ) -> dict[str, float]:
     """`{"availability": 0..1, "p99_ms": ms}` for the service over `window`; judge with range tolerances' `target`."""
     return {
-        "availability": sli_from_prometheus(prometheus_url, window, service, "availability"),
-        "p99_ms": p99_ms_from_prometheus(prometheus_url, window, service),
+        "availability": sli(prometheus_url, window, service, "availability", data_dir),
+        "p99_ms": p99_ms(prometheus_url, window, service, data_dir),
     }
 
 
+def write_during_outage(data_dir: str = ".nova") -> dict[str, Any]:
+    """What a write gets while the database is away: `{"status", "retry_after", "code"}`.
+
+    Creates a customer (an admin write that must reach the database); during an outage the
+    answer must be 503 with `Retry-After`, and nothing is written.
+    """
+    platform = find_platform(data_dir)
+    try:
+        with platform.admin_client("payments") as client:
+            response = client.post("/v1/customers", json={"name": "chaos outage probe"})
+    except httpx.HTTPError as exc:
+        return {"status": 0, "retry_after": None, "code": None, "error": type(exc).__name__}
+    code = response.json().get("code") if response.headers.get("content-type", "").endswith("json") else None
+    return {"status": response.status_code, "retry_after": response.headers.get("Retry-After"), "code": code}
+
+
 def load_results(path: str) -> dict[str, Any]:
-    """A finished `nova load` run (its folder or `summary.json`): overall availability (0..1), p99, verdict."""
+    """A finished `nova load` run (its folder or `summary.json`): overall availability (0..1) over every
+    attempt and after retries, p99, the gate's verdict and the payment audit's."""
     summary = Path(path)
     if summary.is_dir():
         summary = summary / "summary.json"
@@ -108,10 +154,12 @@ def load_results(path: str) -> dict[str, Any]:
         return {
             "passed": bool(document["passed"]),
             "availability": float(overall["availability"]),
+            "availability_after_retries": float(overall["availability_after_retries"]),
             "p99_ms": float(overall["p99_ms"]),
             "requests": int(overall["requests"]),
             "failures": int(overall["failures"]),
             "breaches": list(document.get("breaches", [])),
+            "audit_passed": bool(document["audit"]["passed"]),
         }
     except FileNotFoundError:
         raise ProbeError(f"{summary}: no such file; has the load run finished?") from None
@@ -119,14 +167,32 @@ def load_results(path: str) -> dict[str, Any]:
         raise ProbeError(f"{summary}: not a load-run summary ({exc!r})") from None
 
 
-def background_load_gate(data_dir: str = ".nova", wait_seconds: float = 120.0) -> bool:
-    """Whether the load `actions.start_background_load` ran last passed its SLO gate.
+LOAD_CHECKS = ("gate", "availability_after_retries", "p99", "audit")
+
+
+def background_load_verdict(
+    data_dir: str = ".nova",
+    check: str = "gate",
+    wait_seconds: float = 120.0,
+    availability: float = 0.9999,
+    p99_ms: float = 200.0,
+) -> bool:
+    """Whether the load `actions.start_background_load` ran last holds `check`:
+
+    * `gate`: its SLO gate (p99 and availability over every attempt);
+    * `availability_after_retries`: at least `availability` of operations succeeded after the
+      client's retries (what a customer sees);
+    * `p99`: the p99 over every attempt stayed strictly below `p99_ms`;
+    * `audit`: every acknowledged payment exists and every audited balance adds up (none lost,
+      none duplicated).
 
     True when no load is recorded in this data dir (none started, or the rollback
     `stop_background_load` already stopped it): the probe can sit in a steady-state hypothesis,
-    which runs before the load starts and again after the method, before the rollbacks. Otherwise waits up to
-    `wait_seconds` for the run to finish and judges its `summary.json`.
+    which runs before the load starts and again after the method, before the rollbacks. Otherwise
+    waits up to `wait_seconds` for the run to finish and judges its `summary.json`.
     """
+    if check not in LOAD_CHECKS:
+        raise ProbeError(f"check must be one of {', '.join(LOAD_CHECKS)}, not {check!r}")
     state_file = Path(data_dir) / LOAD_PID_FILE
     if not state_file.exists():
         return True
@@ -135,17 +201,61 @@ def background_load_gate(data_dir: str = ".nova", wait_seconds: float = 120.0) -
     deadline = time.monotonic() + wait_seconds
     while not summary.exists() and time.monotonic() < deadline:
         time.sleep(0.5)
-    return bool(load_results(str(summary))["passed"])
+    results = load_results(str(summary))
+    if check == "gate":
+        return bool(results["passed"])
+    if check == "audit":
+        return bool(results["audit_passed"])
+    if check == "p99":
+        return float(results["p99_ms"]) < p99_ms
+    return float(results["availability_after_retries"]) >= availability
 
 
-def _error_ratio(prometheus_url: str, window: str, service: str, slo: str) -> float:
+def _embedded(data_dir: str, service: str, window: str) -> WindowTotals:
+    try:
+        return window_totals(data_dir, service, parse_duration(window))
+    except FileNotFoundError:
+        raise ProbeError(
+            f"no Prometheus URL given and nothing scrapes {service} into {metrics_file(data_dir, service)}: "
+            "set prometheus_url, or run under `nova gameday`"
+        ) from None
+
+
+def _suite_objective(service: str, slo: str) -> float:
+    return float(_suite_slo(service, slo).objective_ratio)
+
+
+def _suite_slo(service: str, slo: str) -> SLO:
+    for spec in load_specs(SUITE_SPECS):
+        if spec.service == service and spec.name == slo:
+            return spec
+    raise ProbeError(f"the suite has no SLO {service}-{slo} (slo/specs/)")
+
+
+def _error_ratio(prometheus_url: str, window: str, service: str, slo: str, data_dir: str) -> float:
     _check_window(window)
-    return _instant(prometheus_url, f'slo:sli_error:ratio_rate{window}{{sloth_service="{service}",sloth_slo="{slo}"}}')
+    if not prometheus_url:
+        if slo not in ("availability", "latency"):
+            raise ProbeError(f"the embedded scraper counts the availability and latency SLOs, not {slo!r}")
+        totals = _embedded(data_dir, service, window)
+        if totals.requests == 0:
+            raise ProbeError(f"{service} answered no requests in the last {window} (embedded scraper)")
+        return (totals.errors if slo == "availability" else totals.slow) / totals.requests
+    if window in RECORDED_WINDOWS:
+        return _instant(
+            prometheus_url, f'slo:sli_error:ratio_rate{window}{{sloth_service="{service}",sloth_slo="{slo}"}}'
+        )
+    # A window the rules do not record: the spec's own SLI query over it, as the rules would write it.
+    return _instant(prometheus_url, ratio_expr(_suite_slo(service, slo), parse_duration(window)))
 
 
 def _check_window(window: str) -> None:
-    if window not in RECORDED_WINDOWS:
-        raise ProbeError(f"window must be one the rules record ({', '.join(RECORDED_WINDOWS)}), not {window!r}")
+    try:
+        seconds = parse_duration(window)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise ProbeError(f"window must be a duration such as 1m or 5m, not {window!r}")
 
 
 def _instant(prometheus_url: str, promql: str) -> float:

@@ -13,6 +13,7 @@ from rich.table import Table
 from typer._click.exceptions import UsageError
 
 from core_services.settings import DEFAULT_DATA_DIR, SettingsError, database_url
+from nova.gameday_cli import gameday
 from nova.load_cli import load
 from nova.output import console, err, fail
 from nova.serve import Platform, ServeError, ServeOptions
@@ -27,6 +28,7 @@ app = typer.Typer(
 
 app.add_typer(slo_app, name="slo")
 app.command(name="load")(load)
+app.command(name="gameday")(gameday)
 
 DataDir = Annotated[Path, typer.Option(help="Where SQLite files, the admin token and run state live")]
 Workers = Annotated[int, typer.Option(min=1, max=64, help="Worker processes per service")]

@@ -29,7 +29,7 @@ from slo.rules import (
     render_groups,
 )
 from slo.scenario import read_scenario, scenario_timelines
-from slo.spec import SLO, load_specs
+from slo.spec import SLO, SUITE_SPECS, load_specs
 from slo.timeline import SLOTimeline
 from slo.windows import load_alert_windows
 
@@ -177,7 +177,6 @@ def _promtool_problem(output: str, path: Path) -> str:
     return first + (f" (and {len(others)} more)" if others else "")
 
 
-OWN_SPECS = sorted((Path(__file__).resolve().parent.parent / "slo" / "specs").glob("*.yaml"))
 PrometheusURL = Annotated[
     str | None, typer.Option("--prometheus", envvar="NOVA_PROMETHEUS_URL", help="Prometheus running the SLO rules")
 ]
@@ -204,7 +203,7 @@ def _timelines(
         data = read_scenario(scenario)
         return scenario_timelines(data, service, options), f"scenario {scenario}"
     assert prometheus is not None
-    slos = load_specs(list(specs or OWN_SPECS))
+    slos = load_specs(list(specs or SUITE_SPECS))
     api = PrometheusAPI(prometheus)
     try:
         end = time.time()

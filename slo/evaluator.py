@@ -271,11 +271,15 @@ def evaluate_counts(
     *,
     step: int,
     latency_p99_ms: Floats | None = None,
+    full_windows_only: bool = True,
 ) -> list[SLOTimeline]:
     """Exact trailing windows over per-step counts (`bad[s, i]`, `total[s, i]` events in step i).
 
     The period window uses whatever history exists, up to the SLO period: a recording shorter
-    than the period is judged on what it holds.
+    than the period is judged on what it holds. Alerts fire only once their long window is full
+    of history (DESIGN.md's breach rule), unless `full_windows_only` is False: then, as Prometheus
+    does with `rate()` over a young series, a window is judged on the history it has, which is
+    what a game day minutes long needs to see its pages.
     """
     _check_rows(models, bad.shape[0], total.shape[0])
     cum_bad = np.concatenate([np.zeros((bad.shape[0], 1), np.int64), np.cumsum(bad, axis=1)], axis=1)
@@ -301,7 +305,8 @@ def evaluate_counts(
         bad_p, total_p = trailing(cum_bad[s : s + 1], rows)[0], trailing(cum_total[s : s + 1], rows)[0]
         with np.errstate(divide="ignore", invalid="ignore"):
             period[s] = np.where(total_p > 0, bad_p / total_p, np.nan)
-    timelines = _timelines(models, timestamps.astype(np.float64), _Windowed(ratio, bad_events, period), full)
+    windowed = _Windowed(ratio, bad_events, period)
+    timelines = _timelines(models, timestamps.astype(np.float64), windowed, full if full_windows_only else None)
     if latency_p99_ms is not None:
         for s, timeline in enumerate(timelines):
             if models[s].latency_threshold_ms is not None:

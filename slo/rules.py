@@ -115,7 +115,7 @@ def _windowed(query: str, window: int) -> str:
     return WINDOW.sub(format_duration(window), query)
 
 
-def _ratio_expr(slo: SLO, window: int) -> str:
+def ratio_expr(slo: SLO, window: int) -> str:
     sli = slo.sli
     if isinstance(sli, RawSLI):
         return f"({_windowed(sli.error_ratio_query, window)})\n"
@@ -127,7 +127,7 @@ def _sli_rules(slo: SLO, windows: AlertWindows, options: RuleOptions) -> list[di
     rules: list[dict[str, Any]] = [
         {
             "record": f"slo:sli_error:ratio_rate{format_duration(w)}",
-            "expr": _ratio_expr(slo, w),
+            "expr": ratio_expr(slo, w),
             "labels": _with_window(labels, w),
         }
         for w in windows.windows

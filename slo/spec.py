@@ -108,6 +108,10 @@ class Alerting:
     ticket: AlertSpec = AlertSpec()
 
 
+# The suite's own SLOs: payments and portfolio, availability 99.99% and p99 latency under 200 ms.
+SUITE_SPECS = sorted((Path(__file__).resolve().parent / "specs").glob("*.yaml"))
+
+
 @dataclass(frozen=True)
 class SLO:
     service: str

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chaos.gameday_plan import FULL_EXPERIMENTS, QUICK_EXPERIMENTS
 from tests.chaos.conftest import REPO, run_chaos
 
 EXPERIMENTS = sorted((REPO / "chaos" / "experiments").glob("*.json"))
@@ -18,11 +19,24 @@ EXPECTED = {
     "portfolio-payment-errors-5pct",
     "cpu-burn",
     "slow-dependency",
+    "payments-error-burn",
+}
+CONFIGURATION = {
+    "data_dir",
+    "prometheus_url",
+    "load_users",
+    "load_seconds",
+    "warmup_seconds",
+    "fault_seconds",
+    "recovery_seconds",
+    "fault_ttl_seconds",
 }
 
 
 def test_every_experiment_of_the_game_day_is_there() -> None:
     assert {path.stem for path in EXPERIMENTS} == EXPECTED
+    assert set(FULL_EXPERIMENTS) == EXPECTED
+    assert set(QUICK_EXPERIMENTS) <= EXPECTED
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda path: path.stem)
@@ -38,16 +52,29 @@ def test_faults_have_a_ttl_and_rollbacks_clear_them(path: Path) -> None:
     providers = [activity["provider"] for activity in experiment["method"]]
     for provider in providers:
         assert provider["type"] == "python" and provider["module"].startswith("chaos.")
-        if provider["func"] == "inject_fault":
-            assert 1 <= provider["arguments"]["ttl_seconds"] <= 3600
+        if provider["func"] in ("inject_fault", "stop_database"):
+            assert provider["arguments"]["ttl_seconds"] == "${fault_ttl_seconds}"
     rollbacks = {activity["provider"]["func"] for activity in experiment["rollbacks"]}
     assert "clear_all_faults" in rollbacks
-    if any(provider["func"] == "stop_postgresql" for provider in providers):
-        assert "start_postgresql" in rollbacks
+    if any(provider["func"] == "stop_database" for provider in providers):
+        assert "start_database" in rollbacks
     if any(provider["func"] == "start_background_load" for provider in providers):
         assert "stop_background_load" in rollbacks
     assert experiment["steady-state-hypothesis"]["probes"]
-    assert set(experiment["configuration"]) == {"data_dir", "prometheus_url"}
+    assert set(experiment["configuration"]) == CONFIGURATION
+    ttl = experiment["configuration"]["fault_ttl_seconds"]
+    assert ttl["env_var_type"] == "int" and 1 <= ttl["default"] <= 3600
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda path: path.stem)
+def test_the_hypothesis_claims_no_acknowledged_payment_is_lost(path: Path) -> None:
+    experiment: dict[str, Any] = json.loads(path.read_text())
+    checks = [
+        probe["provider"]["arguments"].get("check")
+        for probe in experiment["steady-state-hypothesis"]["probes"]
+        if probe["provider"]["func"] == "background_load_verdict"
+    ]
+    assert "audit" in checks
 
 
 def test_chaos_validate_refuses_an_unknown_provider(tmp_path: Path) -> None:

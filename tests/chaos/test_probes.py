@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,13 +14,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from chaos.errors import ProbeError
-from chaos.probes import (
-    availability_and_p99_from_prometheus,
-    burn_rate,
-    load_results,
-    p99_ms_from_prometheus,
-    sli_from_prometheus,
-)
+from chaos.live_metrics import append_row
+from chaos.probes import availability_and_p99, burn_rate, load_results, p99_ms, sli
+from slo.scraper import Row
 
 # What the stub answers, by a fragment of the query.
 ANSWERS = {
@@ -62,24 +59,57 @@ def prometheus() -> Iterator[str]:
 
 
 def test_sli_burn_rate_and_p99(prometheus: str) -> None:
-    assert sli_from_prometheus(prometheus, "5m", "payments") == pytest.approx(0.9998)
+    assert sli(prometheus, "5m", "payments") == pytest.approx(0.9998)
     assert burn_rate(prometheus, "5m", "payments") == pytest.approx(2.0)
-    assert p99_ms_from_prometheus(prometheus, "5m", "payments") == 87.5
-    both = availability_and_p99_from_prometheus(prometheus, "5m", "payments")
+    assert p99_ms(prometheus, "5m", "payments") == 87.5
+    both = availability_and_p99(prometheus, "5m", "payments")
     assert both == {"availability": pytest.approx(0.9998), "p99_ms": 87.5}
     assert any('sloth_service="payments",sloth_slo="availability"' in query for query in PrometheusStub.queries)
 
 
 def test_missing_series_and_bad_windows_are_probe_errors(prometheus: str) -> None:
     with pytest.raises(ProbeError, match="no value"):
-        sli_from_prometheus(prometheus, "30m")
-    with pytest.raises(ProbeError, match="window must be one"):
-        sli_from_prometheus(prometheus, "7m")
+        sli(prometheus, "30m")
+    with pytest.raises(ProbeError, match="window must be a duration"):
+        sli(prometheus, "soon")
+
+
+def test_a_window_the_rules_do_not_record_is_computed_from_the_specs_sli_query(prometheus: str) -> None:
+    with pytest.raises(ProbeError, match="no value"):  # the stub knows only recorded series
+        sli(prometheus, "1m", "payments")
+    query = PrometheusStub.queries[-1]
+    assert "http_server_requests_total" in query and "[1m]" in query
 
 
 def test_unreachable_prometheus_is_a_probe_error() -> None:
     with pytest.raises(ProbeError, match="cannot query Prometheus"):
-        sli_from_prometheus("http://127.0.0.1:9", "5m")
+        sli("http://127.0.0.1:9", "5m")
+
+
+def _scraped(data_dir: Path, ages: list[float], errors: int, slow: int, p99s: list[float]) -> None:
+    now = time.time()
+    for age, p99 in zip(ages, p99s, strict=True):
+        append_row(data_dir, "payments", Row(now - age, 1000, errors, slow, p99, 0.5, 0.1))
+
+
+def test_without_prometheus_the_sli_comes_from_the_embedded_scrapers_rows(tmp_path: Path) -> None:
+    _scraped(tmp_path, [400.0, 50.0, 10.0], errors=1, slow=20, p99s=[900.0, 80.0, 120.0])
+    # Only the two rows inside the last 5 minutes count: 2 errors and 40 slow of 2,000.
+    assert sli("", "5m", "payments", "availability", str(tmp_path)) == pytest.approx(0.999)
+    assert sli("", "5m", "payments", "latency", str(tmp_path)) == pytest.approx(0.98)
+    assert burn_rate("", "5m", "payments", "availability", str(tmp_path)) == pytest.approx(10.0)
+    assert p99_ms("", "5m", "payments", str(tmp_path)) == 120.0  # the slowest step's p99
+
+
+def test_without_prometheus_or_scraper_the_probe_says_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(ProbeError, match="nothing scrapes payments"):
+        sli("", "5m", "payments", "availability", str(tmp_path))
+
+
+def test_an_embedded_window_without_traffic_is_a_probe_error(tmp_path: Path) -> None:
+    _scraped(tmp_path, [600.0], errors=0, slow=0, p99s=[10.0])
+    with pytest.raises(ProbeError, match="no requests"):
+        sli("", "5m", "payments", "availability", str(tmp_path))
 
 
 def test_load_results(tmp_path: Path) -> None:
@@ -87,16 +117,25 @@ def test_load_results(tmp_path: Path) -> None:
         "format": 1,
         "passed": False,
         "breaches": ["POST /v1/payments: p99 262.1 ms >= 200 ms"],
-        "overall": {"requests": 1000, "failures": 1, "availability": 0.999, "p99_ms": 262.1},
+        "overall": {
+            "requests": 1000,
+            "failures": 1,
+            "availability": 0.999,
+            "availability_after_retries": 1.0,
+            "p99_ms": 262.1,
+        },
+        "audit": {"passed": True},
     }
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     assert load_results(str(tmp_path)) == {
         "passed": False,
         "availability": 0.999,
+        "availability_after_retries": 1.0,
         "p99_ms": 262.1,
         "requests": 1000,
         "failures": 1,
         "breaches": ["POST /v1/payments: p99 262.1 ms >= 200 ms"],
+        "audit_passed": True,
     }
     with pytest.raises(ProbeError, match="no such file"):
         load_results(str(tmp_path / "missing"))

@@ -22,7 +22,7 @@ from chaos.actions import (
 from chaos.errors import DatabaseControlError, FaultAPIError, LoadError, PlatformError
 from chaos.journal import experiment_outcome
 from chaos.platform import find_platform
-from chaos.probes import background_load_gate, ledger_verification, load_results, readiness
+from chaos.probes import background_load_verdict, ledger_verification, load_results, readiness
 from tests.chaos.conftest import run_chaos
 from tests.nova.conftest import RunPlatform, worker_pids
 
@@ -152,16 +152,16 @@ def test_no_platform_is_one_clear_error(tmp_path: Path) -> None:
 def test_background_load_runs_and_is_judged(run_platform: RunPlatform) -> None:
     with run_platform(workers=1, enable_faults=True) as platform:
         data_dir = str(platform.options.data_dir)
-        assert background_load_gate(data_dir) is True  # nothing started: nothing to judge
+        assert background_load_verdict(data_dir, "gate") is True  # nothing started: nothing to judge
         started = start_background_load(data_dir, shape="steady", peak_users=2, duration="3", mix="payments")
         with pytest.raises(LoadError, match="already running"):
             start_background_load(data_dir)
-        background_load_gate(data_dir, wait_seconds=45)
+        assert background_load_verdict(data_dir, "audit", wait_seconds=45) is True
         results = load_results(started["out"])
         assert results["requests"] > 0 and 0.0 <= results["availability"] <= 1.0
         stopped = stop_background_load(data_dir)
         assert stopped["pid"] == started["pid"]
-        assert background_load_gate(data_dir) is True  # the rollback forgot the run
+        assert background_load_verdict(data_dir, "gate") is True  # the rollback forgot the run
 
 
 @pytest.mark.postgres

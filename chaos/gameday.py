@@ -1,0 +1,509 @@
+"""`nova gameday`: start the platform, load it, break it, and keep the evidence.
+
+A game day owns every process it starts (the platform, Prometheus and Alertmanager when they
+are installed, the load runs, `chaos run`) and stops each one by PID at the end, also on Ctrl-C
+or a failure. It never imports the services: it starts `nova serve` as an operator would and
+drives faults through the admin fault API, through the same `chaos.actions` the experiments use.
+
+Phases: a baseline under market-open load, then each experiment through the real `chaos run`
+(its own market-open load starts inside the method), one after the other. While it runs the
+embedded scraper reads the services' `/metrics` every `STEP_SECONDS` into `<data-dir>/embedded-metrics/`
+(what the probes read when there is no Prometheus, and what the report plots). At the end:
+alerts from Prometheus (`ALERTS`) and Alertmanager's deliveries, or from the SLO evaluator over
+the scraped rows; per phase figures and checks (`chaos.gameday_checks`); the metrics scenario
+with one incident per fault window; the report.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from chaos import actions, live_metrics, probes
+from chaos.errors import ChaosError
+from chaos.gameday_model import BASELINE, GameDayResult, PhaseResult, SeriesPoint, Window
+from chaos.gameday_plan import (
+    DB_OUTAGE,
+    DB_OUTAGE_SECONDS,
+    EXPERIMENTS_DIR,
+    GameDayError,
+    GameDayOptions,
+    check_options,
+)
+from chaos.platform import find_platform
+from slo.scenario import STEP_SECONDS as SCENARIO_STEP_SECONDS
+from slo.scenario import Incident, Scenario, first_breach, write_scenario
+from slo.scraper import EmbeddedScraper, Row, combine
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("payments", "portfolio")
+STEP_SECONDS = 5.0
+START_TIMEOUT_SECONDS = 90.0
+STOP_TIMEOUT_SECONDS = 20.0
+
+
+@dataclass
+class Progress:
+    """What the display shows: the phase, how far it is, and the live SLI."""
+
+    phase: str
+    index: int  # 1-based
+    phases: int
+    elapsed: float
+    expected: float
+    live: dict[str, dict[str, float]] = field(default_factory=dict)  # service -> requests/s, availability, p99_ms
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+class GameDay:
+    """One game day; `run()` returns what it found, with every process it started stopped."""
+
+    def __init__(self, options: GameDayOptions, progress: ProgressHook | None = None) -> None:
+        check_options(options)
+        self.options = options
+        self.progress = progress or (lambda _: None)
+        self.admin_token = secrets.token_urlsafe(32)
+        self.result = GameDayResult(
+            started=time.time(),
+            ended=0.0,
+            quick=options.quick,
+            database="postgresql" if options.payments_db else "sqlite",
+            monitoring="embedded",
+            machine=_machine(),
+            step_seconds=STEP_SECONDS,
+        )
+        self._serve: subprocess.Popen[bytes] | None = None
+        self._chaos: subprocess.Popen[bytes] | None = None
+        self._scraper: EmbeddedScraper | None = None
+        self._stack: Any = None  # chaos.monitoring.MonitoringStack when Prometheus runs
+        self._prometheus_url = ""
+        self._windows: dict[str, Window] = {}
+        self._journals: dict[str, Path] = {}
+        self._loads: dict[str, Path] = {}
+        self._ledgers: dict[str, dict[str, Any] | None] = {}
+        self._platform_rows: list[Row] = []
+        self._current: tuple[int, str, float] = (0, "starting", time.time())
+
+    # -- the day -------------------------------------------------------------------------------
+
+    def run(self) -> GameDayResult:
+        """Run every phase; on Ctrl-C or an error stop early, still clean up and keep what was found."""
+        out = self.options.out
+        for folder in (out / "logs", out / "journals", self.options.data_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with ExitStack() as cleanup:
+                # The actions and probes this process calls find the token where operators keep it.
+                cleanup.enter_context(_environment_variable("NOVA_ADMIN_TOKEN", self.admin_token))
+                cleanup.callback(self._stop_serve)
+                self._start_serve()
+                cleanup.callback(self._stop_monitoring)
+                self._start_monitoring()
+                cleanup.callback(self._leave_no_fault)
+                with self._scraping():
+                    self._phase(1, BASELINE, self._baseline)
+                    for index, name in enumerate(self.options.chosen, start=2):
+                        self._phase(index, name, partial(self._experiment, name))
+                self._collect()
+        except KeyboardInterrupt:
+            self.result.interrupted = True
+        except (ChaosError, OSError, httpx.HTTPError) as exc:
+            self.result.error = str(exc)
+        finally:
+            self.result.ended = time.time()
+        return self.result
+
+    def _phase(self, index: int, name: str, body: Callable[[], None]) -> None:
+        start = time.time()
+        self._current = (index, name, start)
+        try:
+            body()
+        finally:
+            self._windows[name] = Window(start, time.time())
+            self._ledgers[name] = self._ledger()
+
+    def _ledger(self) -> dict[str, Any] | None:
+        try:
+            return probes.ledger_verification(str(self.options.data_dir))
+        except ChaosError:
+            return None
+
+    def _expected(self, name: str) -> float:
+        timing = self.options.timing
+        if name == BASELINE:
+            return float(timing.baseline)
+        return float(timing.load_seconds(self._fault_seconds(name)) + 10)
+
+    def _fault_seconds(self, name: str) -> int:
+        return DB_OUTAGE_SECONDS if name == DB_OUTAGE else self.options.timing.fault
+
+    # -- processes -----------------------------------------------------------------------------
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["NOVA_ADMIN_TOKEN"] = self.admin_token  # children only; never written to a file or log
+        env["NOVA_DATA_DIR"] = str(self.options.data_dir)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env.pop("NOVA_PAYMENTS_DB", None)
+        env.pop("NOVA_PORTFOLIO_DB", None)
+        return env
+
+    def _start_serve(self) -> None:
+        ports = _free_ports(2)
+        command = [
+            sys.executable, "-m", "nova", "serve", "--enable-faults",
+            "--data-dir", str(self.options.data_dir),
+            "--payments-port", str(ports[0]), "--portfolio-port", str(ports[1]),
+            "--workers", str(self.options.workers),
+        ]  # fmt: skip
+        if self.options.payments_db and self.options.portfolio_db:
+            command += ["--payments-db", self.options.payments_db, "--portfolio-db", self.options.portfolio_db]
+        log = (self.options.out / "logs" / "serve.log").open("wb")
+        self._serve = subprocess.Popen(
+            command, env=self._environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self._serve.poll() is not None:
+                raise GameDayError(
+                    f"nova serve exited ({self._serve.returncode}): {_tail(self.options.out / 'logs' / 'serve.log')}"
+                )
+            if self._platform_ready():
+                return
+            time.sleep(0.25)
+        raise GameDayError(f"the platform was not ready within {START_TIMEOUT_SECONDS:.0f} s")
+
+    def _platform_ready(self) -> bool:
+        try:
+            platform = find_platform(self.options.data_dir)
+        except ChaosError:
+            return False
+        if self._serve is None or platform.pid != self._serve.pid:
+            return False
+        try:
+            return all(httpx.get(f"{s.url}/readyz", timeout=2.0).status_code == 200 for s in platform.services.values())
+        except httpx.HTTPError:
+            return False
+
+    def _urls(self) -> dict[str, str]:
+        platform = find_platform(self.options.data_dir)
+        return {name: platform.service(name).url for name in SERVICES}
+
+    def _stop_serve(self) -> None:
+        if self._serve is not None:
+            _stop_process(self._serve, signal.SIGINT)
+
+    def _start_monitoring(self) -> None:
+        if not self.options.prometheus:
+            return
+        from chaos.monitoring import MonitoringStack, find_binaries
+
+        binaries = find_binaries()
+        if binaries.prometheus is None:
+            return
+        folder = self.options.out / "monitoring"
+        folder.mkdir(parents=True, exist_ok=True)
+        rules = folder / "rules.yml"
+        rules.write_text(_suite_rules())
+        self._stack = MonitoringStack(folder, rules, self._urls(), binaries=binaries).start()
+        self._prometheus_url = self._stack.prometheus_url
+        self.result.monitoring = self._stack.mode
+
+    def _stop_monitoring(self) -> None:
+        if self._stack is not None:
+            self._stack.stop()
+
+    @contextmanager
+    def _scraping(self) -> Iterator[None]:
+        """The embedded scraper, its rows mirrored to `<data-dir>/embedded-metrics/` for the probes."""
+        scraper = EmbeddedScraper(self._urls(), step_seconds=STEP_SECONDS)
+        self._scraper = scraper
+        stop = threading.Event()
+        written = dict.fromkeys(SERVICES, 0)
+
+        def mirror() -> None:
+            while not stop.wait(0.5):
+                for service in SERVICES:
+                    rows = scraper.rows(service)
+                    for row in rows[written[service] :]:
+                        live_metrics.append_row(self.options.data_dir, service, row)
+                    written[service] = len(rows)
+
+        thread = threading.Thread(target=mirror, name="gameday-metrics", daemon=True)
+        with scraper:
+            thread.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                thread.join()
+        self.result.series = {service: [_point(row) for row in scraper.rows(service)] for service in SERVICES}
+        self._platform_rows = scraper.rows()
+
+    # -- phases --------------------------------------------------------------------------------
+
+    def _baseline(self) -> None:
+        timing = self.options.timing
+        state = actions.start_background_load(
+            str(self.options.data_dir),
+            shape="market_open",
+            peak_users=timing.load_users,
+            duration=str(timing.baseline),
+            out=str(self.options.out / "load" / BASELINE),
+        )
+        self._loads[BASELINE] = Path(state["out"])
+        pid = int(state["pid"])
+        try:
+            self._wait(lambda: _alive(pid), float(timing.baseline) + 60.0)
+        finally:
+            actions.stop_background_load(str(self.options.data_dir))
+
+    def _experiment(self, name: str) -> None:
+        timing = self.options.timing
+        fault = self._fault_seconds(name)
+        journal = self.options.out / "journals" / f"{name}.json"
+        self._journals[name] = journal
+        env = self._environment()
+        env.update(
+            NOVA_PROMETHEUS_URL=self._prometheus_url,
+            NOVA_CHAOS_LOAD_USERS=str(timing.load_users),
+            NOVA_CHAOS_LOAD_SECONDS=str(timing.load_seconds(fault)),
+            NOVA_CHAOS_WARMUP_SECONDS=str(timing.warmup),
+            NOVA_CHAOS_FAULT_SECONDS=str(fault),
+            NOVA_CHAOS_RECOVERY_SECONDS=str(timing.recovery),
+            NOVA_CHAOS_FAULT_TTL_SECONDS=str(fault + 120),
+        )
+        command = [
+            str(_chaos_binary()), "--log-file", str(journal.with_suffix(".log")),
+            "run", "--journal-path", str(journal), str(EXPERIMENTS_DIR / f"{name}.json"),
+        ]  # fmt: skip
+        with (self.options.out / "logs" / f"chaos-{name}.log").open("wb") as log:
+            self._chaos = subprocess.Popen(
+                command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        try:
+            chaos = self._chaos
+            self._wait(lambda: chaos.poll() is None, self._expected(name) + 300.0)
+        finally:
+            _stop_process(self._chaos, signal.SIGINT, timeout=60.0)  # Ctrl-C: chaos still rolls back
+            self._chaos = None
+
+    def _wait(self, running: Callable[[], bool], timeout: float) -> None:
+        index, name, start = self._current
+        expected = self._expected(name)
+        phases = 1 + len(self.options.chosen)
+        while running():
+            elapsed = time.time() - start
+            if elapsed > timeout:
+                raise GameDayError(f"{name} did not finish within {timeout:.0f} s")
+            self.progress(Progress(name, index, phases, elapsed, expected, self._live()))
+            time.sleep(0.5)
+        self.progress(Progress(name, index, phases, expected, expected, self._live()))
+
+    def _live(self) -> dict[str, dict[str, float]]:
+        """The last 30 s per service, from the embedded scraper."""
+        if self._scraper is None:
+            return {}
+        live = {}
+        for service in SERVICES:
+            rows = self._scraper.rows(service)[-6:]
+            requests = sum(row.requests for row in rows)
+            errors = sum(row.errors for row in rows)
+            span = STEP_SECONDS * max(len(rows), 1)
+            live[service] = {
+                "rps": requests / span,
+                "availability": 1.0 - errors / requests if requests else float("nan"),
+                "p99_ms": max((row.p99_ms for row in rows), default=float("nan")),
+            }
+        return live
+
+    # -- cleanup -------------------------------------------------------------------------------
+
+    def _leave_no_fault(self) -> None:
+        """Whatever happened: no experiment still running, no load, no fault, the database back."""
+        if self._chaos is not None:
+            _stop_process(self._chaos, signal.SIGINT, timeout=60.0)
+        data_dir = str(self.options.data_dir)
+        for step in (actions.stop_background_load, actions.start_database, actions.clear_all_faults):
+            # Nothing of that kind was left (no load file), or the platform is already gone.
+            with suppress(ChaosError, OSError, httpx.HTTPError):
+                step(data_dir)
+
+    # -- evidence ------------------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        from chaos.gameday_evidence import Evidence, embedded_alerts, phase_results
+
+        end = time.time()
+        if self._stack is not None:
+            alerts = self._stack.alert_intervals(self.result.started, end)
+            notifications = self._stack.notifications()
+        else:
+            alerts, notifications = embedded_alerts(self.result.series, STEP_SECONDS), []
+        evidence = Evidence(
+            out=self.options.out,
+            windows=self._windows,
+            journals=self._journals,
+            loads=self._loads,
+            ledgers=self._ledgers,
+            series=self.result.series,
+            step_seconds=STEP_SECONDS,
+            alerts=alerts,
+            notifications=notifications,
+            ended=end,
+        )
+        self.result.phases = phase_results(evidence, [BASELINE, *self.options.chosen])
+        write_scenario(self.options.out / "scenario", game_day_scenario(self._platform_rows, self.result.phases))
+
+
+def game_day_scenario(rows: Sequence[Row], phases: Sequence[PhaseResult]) -> Scenario:
+    """The platform's rows on DESIGN.md's 15 s grid, one incident per fault window.
+
+    Each 15 s row merges the scraper's steps that ended in it (counts summed, p99 from the summed
+    buckets, cpu and pool the worst); slots no step ended in are empty rows. An incident ends when
+    its fault ended plus the time the platform took to serve again (`recovery_seconds`), and its
+    breach is the first row at which DESIGN.md's page condition holds (on full windows, so a short
+    game day rarely has one).
+    """
+    slots: dict[int, list[Row]] = {}
+    for row in rows:
+        slot = int(np.ceil(row.timestamp / SCENARIO_STEP_SECONDS) * SCENARIO_STEP_SECONDS)
+        slots.setdefault(slot, []).append(row)
+    ends = (
+        np.arange(min(slots), max(slots) + 1, SCENARIO_STEP_SECONDS, dtype=np.int64) if slots else np.zeros(0, np.int64)
+    )
+    merged = [combine(slots.get(int(end), []), float(end)) for end in ends]
+
+    def column(name: str, kind: type) -> Any:
+        return np.array([getattr(row, name) for row in merged], dtype=kind)
+
+    scenario = Scenario(
+        ends,
+        column("requests", np.int64),
+        column("errors", np.int64),
+        column("slow", np.int64),
+        column("p99_ms", np.float64),
+        column("cpu", np.float64),
+        column("db_pool", np.float64),
+        name="gameday",
+    )
+    for phase in phases:
+        if phase.fault is not None and ends.size:
+            end = phase.fault.end + (phase.recovery_seconds or 0.0)
+            breach = first_breach(scenario, phase.fault.start, end)
+            scenario.incidents.append(Incident(phase.name, round(phase.fault.start), breach, round(end)))
+    return scenario
+
+
+@contextmanager
+def _environment_variable(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _suite_rules() -> str:
+    from slo.rules import RuleOptions, render
+    from slo.spec import SUITE_SPECS, load_specs
+
+    return render(load_specs(SUITE_SPECS), RuleOptions(), sources=[str(path.name) for path in SUITE_SPECS])
+
+
+def _point(row: Row) -> SeriesPoint:
+    return SeriesPoint(row.timestamp, row.requests, row.errors, row.slow, row.p99_ms, row.cpu, row.db_pool)
+
+
+def _chaos_binary() -> Path:
+    beside = Path(sys.executable).parent / "chaos"
+    if beside.exists():
+        return beside
+    found = shutil.which("chaos")
+    if found is None:
+        raise GameDayError("the Chaos Toolkit (`chaos`) is not installed in this environment")
+    return Path(found)
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _stop_process(
+    process: subprocess.Popen[bytes], first: signal.Signals, timeout: float = STOP_TIMEOUT_SECONDS
+) -> None:
+    """Stop a process this game day started, by its PID only: `first`, then SIGTERM, then SIGKILL."""
+    for sig, wait in ((first, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        if process.poll() is not None:
+            return
+        try:
+            process.send_signal(sig)
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return finished == 0
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _machine() -> str:
+    cpus = os.cpu_count() or 0
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpus} vCPU {model}, Python {sys.version.split()[0]}".strip()

@@ -1,0 +1,420 @@
+"""From what a game day recorded to what it found: per phase figures, alerts and checks.
+
+The evidence is files and rows, nothing the game day remembers in its head: each experiment's
+Chaos Toolkit journal (when the fault began and ended, what the hypothesis said), each load
+run's folder (`summary.json`, `samples.csv`, `audit.json`), the embedded scraper's rows, and
+the alerts Prometheus evaluated (or the SLO evaluator over the same rows, without Prometheus).
+
+Checks, the claims a game day makes (`Check.detail` says what each was judged from):
+
+* every phase: the ledger balances after it;
+* the baseline: no burn-rate page fired during it; customers saw the objective after retries;
+* every experiment: its steady-state hypothesis held before and after; no acknowledged payment
+  was lost or duplicated (the load run's audit);
+* worker kill: customers saw >= 99.99% after retries;
+* database outage: writes got 503 with Retry-After; the platform served again within
+  `RECOVERY_LIMIT_SECONDS` of the database returning (the last failed request after it);
+* sustained errors (`payments-error-burn`): the payments availability page fired during the fault.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chaos.gameday_model import (
+    BASELINE,
+    AlertFiring,
+    Check,
+    LoadFigures,
+    PhaseResult,
+    ProbeResult,
+    SeriesPoint,
+    SLIFigures,
+    Window,
+)
+from chaos.journal import experiment_outcome
+from loadtests.samples import CONNECTION_FAILED, read_samples
+from slo.evaluator import SLOModel, evaluate_counts
+from slo.spec import SLO, SUITE_SPECS, LatencySLI, load_specs
+from slo.timeline import AlertInterval
+
+FAULT_STARTS = ("inject_fault", "kill_worker", "stop_database", "stop_postgresql")
+FAULT_ENDS = ("clear_fault", "clear_all_faults", "start_database", "start_postgresql")
+AVAILABILITY_OBJECTIVE = 0.9999
+RECOVERY_LIMIT_SECONDS = 5.0
+PAGE_GRACE_SECONDS = 60.0  # a page that fires this soon after the fault ended still belongs to it
+WORKER_KILL = "worker-kill-under-load"
+DB_OUTAGE = "db-outage"
+SUSTAINED_ERRORS = "payments-error-burn"
+PAYMENTS_AVAILABILITY = "payments-availability"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    out: Path
+    windows: Mapping[str, Window]
+    journals: Mapping[str, Path]
+    loads: Mapping[str, Path]  # the baseline's load folder (experiments' come from their journals)
+    ledgers: Mapping[str, dict[str, Any] | None]
+    series: Mapping[str, list[SeriesPoint]]
+    step_seconds: float
+    alerts: Sequence[tuple[AlertInterval, str]]  # (interval, sloth_id)
+    notifications: Sequence[Any] = ()  # chaos.monitoring.Notification
+    ended: float = 0.0
+
+
+def phase_results(evidence: Evidence, names: Sequence[str]) -> list[PhaseResult]:
+    return [_phase(evidence, name) for name in names if name in evidence.windows]
+
+
+def embedded_alerts(series: Mapping[str, list[SeriesPoint]], step_seconds: float) -> list[tuple[AlertInterval, str]]:
+    """The suite's SLO alerts, evaluated over the scraped rows the way Prometheus would over a young series.
+
+    Windows are judged on the history they have (Prometheus's `rate()` does the same), so a
+    game day minutes long can page; the traffic guard still applies.
+    """
+    found: list[tuple[AlertInterval, str]] = []
+    for service, points in series.items():
+        slos = [slo for slo in _suite_slos() if slo.service == service]
+        if not points or not slos:
+            continue
+        models = [SLOModel.from_spec(slo) for slo in slos]
+        times = np.array([p.timestamp for p in points], dtype=np.float64)
+        requests = np.array([p.requests for p in points], dtype=np.int64)
+        bad = np.stack([np.array([p.slow if m.latency_threshold_ms else p.errors for p in points]) for m in models])
+        total = np.stack([requests for _ in models])
+        step = max(round(step_seconds), 1)
+        for timeline in evaluate_counts(models, times, bad, total, step=step, full_windows_only=False):
+            found += [(alert, timeline.sloth_id) for alert in timeline.alerts]
+    return found
+
+
+# -- one phase -------------------------------------------------------------------------------------
+
+
+def _phase(evidence: Evidence, name: str) -> PhaseResult:
+    window = evidence.windows[name]
+    journal = _read_json(evidence.journals[name]) if name in evidence.journals else None
+    if name == BASELINE:
+        title, status, reason, fault, hypothesis, load_dir = (
+            "Baseline: market-open load, no fault",
+            "passed",
+            "",
+            None,
+            [],
+            evidence.loads.get(name),
+        )
+    else:
+        title = str(journal.get("experiment", {}).get("title", name)) if journal else name
+        status, reason = _status(journal)
+        fault = _fault_window(journal)
+        hypothesis = _hypothesis(journal)
+        load_dir = _load_dir(journal)
+    load = _load_figures(evidence.out, load_dir)
+    alerts, already = _alerts(evidence, window, fault)
+    phase = PhaseResult(
+        name=name,
+        title=title,
+        window=window,
+        fault=fault,
+        status=status,
+        reason=reason,
+        hypothesis=hypothesis,
+        load=load,
+        slis=_slis(evidence, window),
+        alerts=alerts,
+        already_firing=already,
+        recovery_seconds=_recovery(load_dir, fault) if fault else None,
+        ledger=evidence.ledgers.get(name),
+        journal=str(evidence.journals[name].relative_to(evidence.out)) if name in evidence.journals else None,
+    )
+    phase.checks = _checks(phase, journal)
+    return phase
+
+
+def _status(journal: dict[str, Any] | None) -> tuple[str, str]:
+    """(passed | deviated | failed | aborted, why), read the way chaostoolkit 1.19 needs."""
+    if journal is None:
+        return "aborted", "chaos run left no journal"
+    outcome = experiment_outcome(journal)
+    if outcome.passed:
+        return "passed", ""
+    if journal.get("deviated") or any(
+        (journal.get("steady_states") or {}).get(when, {})
+        and not journal["steady_states"][when].get("steady_state_met")
+        for when in ("before", "after")
+    ):
+        return "deviated", outcome.reason
+    return ("aborted" if journal.get("status") in ("aborted", "interrupted") else "failed"), outcome.reason
+
+
+def _hypothesis(journal: dict[str, Any] | None) -> list[ProbeResult]:
+    results = []
+    for when in ("before", "after"):
+        state = ((journal or {}).get("steady_states") or {}).get(when) or {}
+        for probe in state.get("probes") or []:
+            results.append(
+                ProbeResult(when, str(probe["activity"]["name"]), bool(probe.get("tolerance_met")), probe.get("output"))
+            )
+    return results
+
+
+def _runs(journal: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return list((journal or {}).get("run") or [])
+
+
+def _func(run: dict[str, Any]) -> str:
+    return str(run.get("activity", {}).get("provider", {}).get("func", ""))
+
+
+def _when(text: str) -> float:
+    moment = datetime.fromisoformat(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _fault_window(journal: dict[str, Any] | None) -> Window | None:
+    """From the first fault-starting action to the last action that ends it (or the last kill)."""
+    runs = [run for run in _runs(journal) if run.get("start") and run.get("end")]
+    starts = [run for run in runs if _func(run) in FAULT_STARTS]
+    if not starts:
+        return None
+    ends = [run for run in runs if _func(run) in FAULT_ENDS and _when(run["start"]) >= _when(starts[0]["start"])]
+    last = ends[-1] if ends else starts[-1]
+    return Window(_when(starts[0]["start"]), _when(last["end"]))
+
+
+def _load_dir(journal: dict[str, Any] | None) -> Path | None:
+    for run in _runs(journal):
+        if _func(run) == "start_background_load" and isinstance(run.get("output"), dict):
+            return Path(run["output"]["out"])
+    return None
+
+
+def _probe_output(journal: dict[str, Any] | None, func: str) -> Any:
+    for run in _runs(journal):
+        if _func(run) == func:
+            return run.get("output")
+    return None
+
+
+def _load_figures(out: Path, folder: Path | None) -> LoadFigures | None:
+    summary = _read_json(folder / "summary.json") if folder else None
+    if folder is None or summary is None:
+        return None
+    overall = summary["overall"]
+    statuses = Counter(
+        "no answer" if sample.status == CONNECTION_FAILED else str(sample.status)
+        for sample in read_samples(folder / "samples.csv")
+    )
+    return LoadFigures(
+        requests=int(overall["requests"]),
+        failures=int(overall["failures"]),
+        availability=float(overall["availability"]),
+        availability_after_retries=float(overall["availability_after_retries"]),
+        p99_ms=float(overall["p99_ms"]),
+        gate_passed=bool(summary["passed"]),
+        statuses=dict(sorted(statuses.items())),
+        audit=summary.get("audit"),
+        results_dir=str(folder.resolve().relative_to(out.resolve()))
+        if folder.resolve().is_relative_to(out.resolve())
+        else str(folder),
+    )
+
+
+def _recovery(folder: Path | None, fault: Window) -> float | None:
+    """Seconds from the fault's end to the end of the last failed request after it (0: none failed)."""
+    if folder is None or not (folder / "samples.csv").exists():
+        return None
+    last = fault.end
+    for sample in read_samples(folder / "samples.csv"):
+        finished = sample.timestamp + sample.millis / 1000.0
+        if sample.failed and finished > last:
+            last = finished
+    return last - fault.end
+
+
+def _slis(evidence: Evidence, window: Window) -> list[SLIFigures]:
+    figures = []
+    for slo in _suite_slos():
+        points = [p for p in evidence.series.get(slo.service, []) if window.start < p.timestamp <= window.end]
+        events = sum(p.requests for p in points)
+        bad = sum(p.slow if isinstance(slo.sli, LatencySLI) else p.errors for p in points)
+        objective = float(slo.objective_ratio)
+        budget = 1.0 - objective
+        ratio = bad / events if events else None
+        burn = ratio / budget if ratio is not None else None
+        period = float(slo.period or 30 * 86400)
+        figures.append(
+            SLIFigures(
+                sloth_id=slo.sloth_id,
+                objective=objective,
+                events=events,
+                bad_events=bad,
+                sli=1.0 - ratio if ratio is not None else None,
+                burn_rate=burn,
+                budget_burned=burn * window.seconds / period if burn is not None else None,
+            )
+        )
+    return figures
+
+
+def _alerts(evidence: Evidence, window: Window, fault: Window | None) -> tuple[list[AlertFiring], list[str]]:
+    started, already = [], []
+    for interval, sloth_id in evidence.alerts:
+        if window.start <= interval.start <= window.end:
+            started.append(
+                AlertFiring(
+                    alert=interval.alert,
+                    severity=interval.severity,
+                    sloth_id=sloth_id,
+                    start=interval.start,
+                    end=interval.end,
+                    delay_seconds=interval.start - fault.start if fault else None,
+                    notified_at=_notified(evidence.notifications, interval, sloth_id),
+                )
+            )
+        elif interval.start < window.start and (interval.end is None or interval.end > window.start):
+            already.append(f"{interval.alert} ({interval.severity})")
+    return sorted(started, key=lambda a: a.start), sorted(set(already))
+
+
+def _notified(notifications: Sequence[Any], interval: AlertInterval, sloth_id: str) -> float | None:
+    for note in notifications:
+        if (
+            note.status == "firing"
+            and note.alertname == interval.alert
+            and note.severity == interval.severity
+            and note.sloth_id == sloth_id
+            and note.received_at >= interval.start - 30.0
+        ):
+            return float(note.received_at)
+    return None
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+
+def _checks(phase: PhaseResult, journal: dict[str, Any] | None) -> list[Check]:
+    checks = [_ledger_check(phase)]
+    load = phase.load
+    if phase.name == BASELINE:
+        pages = [a for a in phase.alerts if a.severity == "page"]
+        checks.append(
+            Check(
+                "no burn-rate page during the baseline",
+                not pages,
+                ", ".join(f"{a.alert} fired" for a in pages) or "no page alert began firing",
+            )
+        )
+        checks.append(_availability_check(load))
+        return checks
+    checks.append(
+        Check("steady-state hypothesis held", phase.status == "passed", phase.reason or "before and after: met")
+    )
+    checks.append(_audit_check(load))
+    if phase.name == WORKER_KILL:
+        checks.append(_availability_check(load))
+    if phase.name == DB_OUTAGE:
+        checks.append(_outage_answer_check(_probe_output(journal, "write_during_outage"), load))
+        checks.append(_recovery_check(phase.recovery_seconds))
+    if phase.name == SUSTAINED_ERRORS:
+        checks.append(_page_check(phase))
+    return checks
+
+
+def _ledger_check(phase: PhaseResult) -> Check:
+    ledger = phase.ledger
+    if ledger is None:
+        return Check("ledger balanced", False, "the ledger could not be verified after this phase")
+    balanced = bool(ledger.get("balanced")) and int(ledger.get("negative_accounts", 0)) == 0
+    detail = (
+        f"sums {ledger.get('sum_minor')}, {ledger.get('negative_accounts')} negative accounts, "
+        f"{ledger.get('payments')} payments"
+    )
+    return Check("ledger balanced", balanced, detail)
+
+
+def _availability_check(load: LoadFigures | None) -> Check:
+    name = "customers saw >= 99.99% after retries"
+    if load is None:
+        return Check(name, False, "no load-run summary")
+    ok = load.availability_after_retries >= AVAILABILITY_OBJECTIVE
+    detail = (
+        f"{load.availability_after_retries:.4%} of operations succeeded after retries "
+        f"({load.availability:.4%} of {load.requests} attempts)"
+    )
+    return Check(name, ok, detail)
+
+
+def _audit_check(load: LoadFigures | None) -> Check:
+    name = "no acknowledged payment lost or duplicated"
+    audit = load.audit if load else None
+    if not audit:
+        return Check(name, False, "the load run has no payment audit")
+    acknowledged = int(audit.get("payments_acknowledged", 0))
+    confirmed = int(audit.get("payments_confirmed", 0))
+    mismatches = len(audit.get("balance_mismatches") or [])
+    ok = bool(audit.get("passed")) and acknowledged > 0 and confirmed == acknowledged
+    detail = (
+        f"{confirmed} of {acknowledged} acknowledged payments found, {len(audit.get('lost') or [])} lost; "
+        f"{audit.get('accounts_checked', 0)} balances checked, {mismatches} wrong; "
+        f"{audit.get('payments_unknown', 0)} outcomes unknown"
+    )
+    return Check(name, ok, detail)
+
+
+def _outage_answer_check(answer: Any, load: LoadFigures | None) -> Check:
+    name = "writes during the outage got 503 with Retry-After"
+    if not isinstance(answer, dict):
+        return Check(name, False, "the outage probe did not run")
+    ok = answer.get("status") == 503 and bool(answer.get("retry_after"))
+    seen = load.statuses.get("503", 0) if load else 0
+    detail = (
+        f"probe write: {answer.get('status')} Retry-After {answer.get('retry_after')!r} ({answer.get('code')}); "
+        f"load saw {seen} x 503"
+    )
+    return Check(name, ok, detail)
+
+
+def _recovery_check(seconds: float | None) -> Check:
+    name = f"served again within {RECOVERY_LIMIT_SECONDS:.0f} s of the database returning"
+    if seconds is None:
+        return Check(name, False, "no load samples to measure recovery from")
+    return Check(
+        name, seconds <= RECOVERY_LIMIT_SECONDS, f"last failed request ended {seconds:.1f} s after it returned"
+    )
+
+
+def _page_check(phase: PhaseResult) -> Check:
+    name = "the payments availability page fired during the fault"
+    fault = phase.fault
+    if fault is None:
+        return Check(name, False, "no fault window in the journal")
+    pages = [
+        a
+        for a in phase.alerts
+        if a.severity == "page" and a.sloth_id == PAYMENTS_AVAILABILITY and a.start <= fault.end + PAGE_GRACE_SECONDS
+    ]
+    if not pages:
+        return Check(name, False, "no payments availability page began firing in this phase")
+    return Check(name, True, f"{pages[0].alert} paged {pages[0].delay_seconds:.0f} s after the fault began")
+
+
+def _suite_slos() -> list[SLO]:
+    return load_specs(SUITE_SPECS)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        document: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return document

@@ -1,0 +1,147 @@
+"""What a game day found: the runner fills these, the report renders them, `report.json` is them.
+
+Times are unix seconds. Ratios are fractions (0.9999 is 99.99%). Every phase, the baseline
+included, ran under its own `nova load` (market-open shape), so each has exact client-side
+figures from the load run and server-side figures from the services' own metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    def holds(self, moment: float) -> bool:
+        return self.start <= moment <= self.end
+
+
+@dataclass(frozen=True)
+class Check:
+    """One claim the game day makes about a phase, judged from evidence (`detail` says which)."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One steady-state probe as the Chaos Toolkit journal recorded it."""
+
+    when: str  # before | after
+    name: str
+    met: bool
+    value: Any
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    """The phase's `nova load` run (client side: every attempt, and operations after retries)."""
+
+    requests: int
+    failures: int
+    availability: float  # every attempt
+    availability_after_retries: float  # operations, after the client's retries
+    p99_ms: float
+    gate_passed: bool
+    statuses: dict[str, int]  # HTTP status (or "no answer") -> attempts
+    audit: dict[str, Any] | None  # loadtests' audit.json: acknowledged payments found, balances
+    results_dir: str  # relative to the game-day folder
+
+
+@dataclass(frozen=True)
+class SLIFigures:
+    """One SLO over one phase, from the services' metrics (server side)."""
+
+    sloth_id: str  # payments-availability
+    objective: float
+    events: int
+    bad_events: int
+    sli: float | None  # good / events; None without traffic
+    burn_rate: float | None  # (bad / events) / (1 - objective)
+    budget_burned: float | None  # share of the period's error budget this phase spent, at that burn rate
+
+
+@dataclass(frozen=True)
+class AlertFiring:
+    alert: str
+    severity: str  # page | ticket
+    sloth_id: str
+    start: float
+    end: float | None  # None: still firing when the game day ended
+    delay_seconds: float | None  # start - fault start; None for a phase without a fault
+    notified_at: float | None = None  # when Alertmanager delivered it to the game day's receiver
+
+
+@dataclass
+class PhaseResult:
+    name: str  # "baseline" or the experiment's file stem
+    title: str
+    window: Window
+    fault: Window | None  # when the fault was on (None for the baseline)
+    status: str  # passed | deviated | failed | aborted
+    reason: str
+    hypothesis: list[ProbeResult] = field(default_factory=list)
+    load: LoadFigures | None = None
+    slis: list[SLIFigures] = field(default_factory=list)
+    alerts: list[AlertFiring] = field(default_factory=list)  # alerts that began firing in this phase
+    already_firing: list[str] = field(default_factory=list)  # alerts still firing from an earlier phase
+    recovery_seconds: float | None = None  # fault end -> last failed request after it (0: none failed)
+    ledger: dict[str, Any] | None = None  # GET /v1/ledger/verify after the phase
+    checks: list[Check] = field(default_factory=list)
+    journal: str | None = None  # relative path of the Chaos Toolkit journal
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+
+@dataclass
+class SeriesPoint:
+    """One step of the embedded scraper for one service (what the report plots)."""
+
+    timestamp: float
+    requests: int
+    errors: int
+    slow: int
+    p99_ms: float
+    cpu: float
+    db_pool: float
+
+
+@dataclass
+class GameDayResult:
+    started: float
+    ended: float
+    quick: bool
+    database: str  # sqlite | postgresql
+    monitoring: str  # prometheus+alertmanager | prometheus | embedded
+    machine: str
+    phases: list[PhaseResult] = field(default_factory=list)
+    series: dict[str, list[SeriesPoint]] = field(default_factory=dict)  # service -> steps
+    step_seconds: float = 5.0
+    interrupted: bool = False
+    error: str | None = None  # why the game day stopped early, if it did
+
+    @property
+    def passed(self) -> bool:
+        return not self.interrupted and self.error is None and all(phase.passed for phase in self.phases)
+
+    def document(self) -> dict[str, Any]:
+        """report.json: everything above, with each phase's and the day's verdict spelled out."""
+        document = asdict(self)
+        document["passed"] = self.passed
+        for phase, entry in zip(self.phases, document["phases"], strict=True):
+            entry["passed"] = phase.passed
+        return document

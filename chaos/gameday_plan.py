@@ -1,0 +1,95 @@
+"""What a game day will do: which experiments, how long each part lasts, where it writes.
+
+Kept apart from the runner so the command line can describe and check a game day without
+importing what runs one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from chaos.errors import ChaosError
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
+# The sustained-error experiment runs before the outage: an outage pages too, and a page still
+# firing from it would hide whether the error burn paged on its own.
+QUICK_EXPERIMENTS = ("worker-kill-under-load", "payments-error-burn", "db-outage")
+FULL_EXPERIMENTS = (
+    "worker-kill-under-load",
+    "db-latency",
+    "cpu-burn",
+    "slow-dependency",
+    "payments-error-burn",
+    "portfolio-payment-errors-5pct",
+    "db-outage",
+)
+DB_OUTAGE = "db-outage"
+DB_OUTAGE_SECONDS = 10  # the issue's outage, quick or full
+
+
+class GameDayError(ChaosError):
+    """The game day could not be run (bad input, a process that would not start)."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long each part of a phase lasts, in seconds."""
+
+    baseline: int
+    warmup: int  # load running before the fault
+    fault: int
+    recovery: int  # after the fault, before the load ends
+    load_users: int
+
+    def load_seconds(self, fault: int) -> int:
+        # The method's own steps (probes, the kills' pauses) take a few seconds more.
+        return self.warmup + fault + self.recovery + 12
+
+
+QUICK = Timing(baseline=20, warmup=8, fault=15, recovery=8, load_users=20)
+FULL = Timing(baseline=60, warmup=20, fault=60, recovery=20, load_users=50)
+
+
+@dataclass(frozen=True)
+class GameDayOptions:
+    out: Path
+    quick: bool = True
+    experiments: tuple[str, ...] = ()  # empty: the quick or full set
+    payments_db: str | None = None
+    portfolio_db: str | None = None
+    workers: int = 2
+    prometheus: bool = True  # use Prometheus and Alertmanager when installed
+
+    @property
+    def timing(self) -> Timing:
+        return QUICK if self.quick else FULL
+
+    @property
+    def chosen(self) -> tuple[str, ...]:
+        return self.experiments or (QUICK_EXPERIMENTS if self.quick else FULL_EXPERIMENTS)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.out / "platform"
+
+
+def available_experiments() -> list[str]:
+    return sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.json"))
+
+
+def check_options(options: GameDayOptions) -> None:
+    """Refuse bad input before anything starts (GameDayError, one line)."""
+    known = available_experiments()
+    unknown = [name for name in options.chosen if name not in known]
+    if unknown:
+        raise GameDayError(f"no such experiment: {', '.join(unknown)} (known: {', '.join(known)})")
+    if len(set(options.chosen)) != len(options.chosen):
+        raise GameDayError("an experiment is named twice")
+    if options.out.exists() and any(options.out.iterdir()):
+        raise GameDayError(f"{options.out} is not empty; give --out a new folder")
+    for url in (options.payments_db, options.portfolio_db):
+        if url is not None and not url.startswith(("postgresql://", "postgres://")):
+            raise GameDayError(f"a database URL must be postgresql://..., not {url.split('://')[0]}://...")
+    if (options.payments_db is None) != (options.portfolio_db is None):
+        raise GameDayError("give both --payments-db and --portfolio-db, or neither (SQLite)")

@@ -1,0 +1,386 @@
+"""The game day's own monitoring stack: a real Prometheus and Alertmanager, started and stopped by it.
+
+Prometheus scrapes each service's `/metrics` and evaluates the generated SLO rules; Alertmanager
+routes what fires to a webhook receiver served inside this process, so the game day can compare
+what Prometheus evaluated (`ALERTS`) with what would have paged someone (the notifications).
+Only processes started here are ever signalled, by PID. Without an Alertmanager binary the stack
+runs Prometheus alone (`mode == "prometheus"`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import yaml
+
+from chaos.errors import ChaosError
+from slo.errors import SourceError
+from slo.evaluator import firing_intervals
+from slo.prometheus import PrometheusAPI
+from slo.timeline import AlertInterval
+
+KILL_AFTER_SECONDS = 5.0
+RECEIVER_PATH = "/alerts"
+
+
+class MonitoringError(ChaosError):
+    """The monitoring stack could not be started or read (binary missing, exited, never ready)."""
+
+
+@dataclass(frozen=True)
+class MonitoringBinaries:
+    prometheus: Path | None
+    alertmanager: Path | None
+
+
+def find_binaries() -> MonitoringBinaries:
+    """Prometheus and Alertmanager on PATH (Debian names the latter `prometheus-alertmanager`)."""
+    prometheus = shutil.which("prometheus")
+    alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    return MonitoringBinaries(
+        prometheus=Path(prometheus) if prometheus else None,
+        alertmanager=Path(alertmanager) if alertmanager else None,
+    )
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One alert as Alertmanager delivered it to the webhook receiver."""
+
+    received_at: float  # unix seconds, when the receiver got it
+    status: str  # firing | resolved
+    alertname: str
+    severity: str  # label sloth_severity, else severity, else ""
+    sloth_id: str
+    starts_at: float | None  # unix seconds, None if Alertmanager sent none
+
+
+class _Receiver:
+    """The Alertmanager webhook (payload version 4), on a daemon thread, recording each alert in order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._notifications: list[Notification] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if self.path != RECEIVER_PATH:
+                    self.send_response(404)
+                else:
+                    try:
+                        receiver.record(json.loads(body))
+                        self.send_response(200)
+                    except (ValueError, TypeError, AttributeError):
+                        self.send_response(400)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # the game day's output is its own; Alertmanager's retries show in its log
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="alert-receiver", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{RECEIVER_PATH}"
+
+    def record(self, payload: dict[str, Any]) -> None:
+        received = time.time()
+        rows = []
+        for alert in payload.get("alerts", []):
+            labels: dict[str, str] = alert.get("labels", {})
+            rows.append(
+                Notification(
+                    received_at=received,
+                    status=str(alert.get("status", payload.get("status", ""))),
+                    alertname=labels.get("alertname", ""),
+                    severity=labels.get("sloth_severity", labels.get("severity", "")),
+                    sloth_id=labels.get("sloth_id", ""),
+                    starts_at=_timestamp(alert.get("startsAt")),
+                )
+            )
+        with self._lock:
+            self._notifications.extend(rows)
+
+    def notifications(self) -> list[Notification]:
+        with self._lock:
+            return list(self._notifications)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5.0)
+
+
+class _OwnedProcess:
+    """A binary this stack started, in its own session, with its output in `folder/<name>.log`."""
+
+    def __init__(self, name: str, command: list[str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("wb")
+        try:
+            self.popen = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._log.close()
+            raise MonitoringError(f"cannot start {name} ({command[0]}): {exc.strerror or exc}") from None
+
+    def wait_ready(self, url: str, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise MonitoringError(
+                    f"{self.name} exited with code {self.popen.returncode} while starting: {self.log_tail()}"
+                )
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise MonitoringError(f"{self.name} was not ready at {url} in time: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        self._log.flush()
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return lines[-1].strip() if lines else "(no output)"
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it outlives the grace period; only this PID."""
+        try:
+            if self.popen.poll() is None:
+                self.popen.send_signal(signal.SIGTERM)
+                try:
+                    self.popen.wait(timeout=KILL_AFTER_SECONDS)
+                except subprocess.TimeoutExpired:
+                    self.popen.kill()
+                    self.popen.wait()
+        finally:
+            self._log.close()
+
+
+class MonitoringStack:
+    """Prometheus (and Alertmanager when its binary is known) scraping `targets` and running `rules_file`."""
+
+    def __init__(
+        self,
+        folder: Path,
+        rules_file: Path,
+        targets: Mapping[str, str],
+        *,
+        binaries: MonitoringBinaries,
+        scrape_interval_seconds: float = 2.0,
+        evaluation_interval_seconds: float = 2.0,
+    ) -> None:
+        self.folder = folder
+        self.rules_file = rules_file
+        self.targets = dict(targets)  # service -> base URL, scraped at <base>/metrics as job=<service>
+        self.binaries = binaries
+        self.scrape_interval_seconds = scrape_interval_seconds
+        self.evaluation_interval_seconds = evaluation_interval_seconds
+        self.prometheus_url = ""
+        self.alertmanager_url: str | None = None
+        self._processes: list[_OwnedProcess] = []
+        self._receiver: _Receiver | None = None
+
+    @property
+    def mode(self) -> str:
+        return "prometheus+alertmanager" if self.binaries.alertmanager is not None else "prometheus"
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.popen.pid for process in self._processes]
+
+    def start(self, timeout_seconds: float = 30.0) -> MonitoringStack:
+        """Start everything and wait until each answers `/-/ready`; on any failure, stop what started.
+
+        Starting a running stack does nothing, so `with MonitoringStack(...).start() as stack:` works.
+        """
+        if self._processes:
+            return self
+        if self.binaries.prometheus is None:
+            raise MonitoringError("cannot start prometheus: no binary found (Debian package prometheus)")
+        deadline = time.monotonic() + timeout_seconds
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.binaries.alertmanager is not None:
+                self._start_alertmanager(self.binaries.alertmanager, deadline)
+            self._start_prometheus(self.binaries.prometheus, deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every process this stack started (newest first) and the receiver; safe to call again."""
+        while self._processes:
+            process = self._processes[-1]
+            try:
+                process.stop()
+            finally:
+                self._processes.pop()
+        if self._receiver is not None:
+            receiver, self._receiver = self._receiver, None
+            receiver.stop()
+
+    def __enter__(self) -> MonitoringStack:
+        return self.start()
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def alert_intervals(self, start: float, end: float) -> list[tuple[AlertInterval, str]]:
+        """Each firing run of each `ALERTS` series in `[start, end]`, with the series' sloth_id.
+
+        Read at the evaluation interval (at least 1 s), so a run is consecutive evaluations; a run
+        still firing at the last step has no end.
+        """
+        if not self.prometheus_url:
+            raise MonitoringError("the monitoring stack is not running")
+        step = max(1, round(self.evaluation_interval_seconds))
+        grid = start + np.arange(math.floor((end - start) / step + 1e-9) + 1, dtype=np.float64) * step
+        api = PrometheusAPI(self.prometheus_url)
+        try:
+            series = api.query_range('ALERTS{alertstate="firing"}', start, end, step)
+        except SourceError as exc:
+            raise MonitoringError(str(exc)) from None
+        finally:
+            api.close()
+        found: list[tuple[AlertInterval, str]] = []
+        for labels, points in series:
+            present = np.zeros(grid.shape[0], dtype=bool)
+            for t, _ in points:
+                i = round((float(t) - start) / step)
+                if 0 <= i < grid.shape[0]:
+                    present[i] = True
+            severity = labels.get("sloth_severity", labels.get("severity", ""))
+            sloth_id = labels.get("sloth_id", "")
+            found += [(a, sloth_id) for a in firing_intervals(present, grid, labels["alertname"], severity)]
+        return sorted(found, key=lambda row: (row[0].start, row[0].alert, row[0].severity, row[1]))
+
+    def notifications(self) -> list[Notification]:
+        """What Alertmanager delivered to the webhook so far, in arrival order (empty without it)."""
+        return [] if self._receiver is None else self._receiver.notifications()
+
+    def _start_alertmanager(self, binary: Path, deadline: float) -> None:
+        self._receiver = _Receiver()
+        config = {
+            "route": {
+                "receiver": "gameday",
+                "group_by": ["alertname", "sloth_id", "sloth_severity"],
+                "group_wait": "1s",
+                "group_interval": "5s",
+                "repeat_interval": "1h",
+            },
+            "receivers": [{"name": "gameday", "webhook_configs": [{"url": self._receiver.url, "send_resolved": True}]}],
+        }
+        config_path = self.folder / "alertmanager.yml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        port = _free_port()
+        command = [
+            str(binary),
+            f"--config.file={config_path}",
+            f"--storage.path={self.folder / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",  # a lone instance: no gossip port, no peers
+        ]
+        process = _OwnedProcess("alertmanager", command, self.folder / "alertmanager.log")
+        self._processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        process.wait_ready(f"{url}/-/ready", deadline)
+        self.alertmanager_url = url
+
+    def _start_prometheus(self, binary: Path, deadline: float) -> None:
+        config: dict[str, Any] = {
+            "global": {
+                "scrape_interval": _duration(self.scrape_interval_seconds),
+                "evaluation_interval": _duration(self.evaluation_interval_seconds),
+            },
+            "rule_files": [str(self.rules_file.resolve())],
+            "scrape_configs": [_scrape_config(service, url) for service, url in self.targets.items()],
+        }
+        if self.alertmanager_url is not None:
+            target = urlsplit(self.alertmanager_url).netloc
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [target]}]}]}
+        config_path = self.folder / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        port = _free_port()
+        command = [
+            str(binary),
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={self.folder / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        process = _OwnedProcess("prometheus", command, self.folder / "prometheus.log")
+        self._processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        process.wait_ready(f"{url}/-/ready", deadline)
+        self.prometheus_url = url
+
+
+def _scrape_config(service: str, base_url: str) -> dict[str, Any]:
+    parts = urlsplit(base_url)
+    if not parts.netloc:
+        raise MonitoringError(f"target {service!r} is not a base URL such as http://127.0.0.1:8001: {base_url!r}")
+    return {
+        "job_name": service,
+        "scheme": parts.scheme or "http",
+        "metrics_path": parts.path.rstrip("/") + "/metrics",
+        "static_configs": [{"targets": [parts.netloc]}],
+    }
+
+
+def _duration(seconds: float) -> str:
+    """A Prometheus duration; milliseconds keep sub-second intervals exact."""
+    if seconds <= 0:
+        raise MonitoringError(f"intervals must be positive, got {seconds} s")
+    milliseconds = round(seconds * 1000)
+    return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
+
+
+def _free_port() -> int:
+    """A loopback port nothing listens on now (the kernel picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _timestamp(value: object) -> float | None:
+    """RFC 3339 (`2026-11-25T15:36:31.123456789Z`) as unix seconds; Go's zero time is no time."""
+    if not isinstance(value, str) or value.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

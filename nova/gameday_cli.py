@@ -1,0 +1,159 @@
+"""`nova gameday`: the main job. Runs `chaos.gameday.GameDay` with a live display and writes the report.
+
+Exit codes: 0 every check passed; 1 the game day ran and a check failed (the report says which);
+2 it could not run (bad input, a process that would not start); 130 interrupted (Ctrl-C or
+SIGTERM), after stopping everything it started.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.live import Live
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chaos.gameday_plan import FULL_EXPERIMENTS, QUICK_EXPERIMENTS, GameDayError, GameDayOptions, check_options
+from core_services.settings import DEFAULT_DATA_DIR
+from nova.output import console, fail
+
+if TYPE_CHECKING:
+    from chaos.gameday import GameDay
+    from chaos.gameday import Progress as GameDayProgress
+    from chaos.gameday_model import GameDayResult
+
+
+def gameday(
+    quick: Annotated[
+        bool, typer.Option("--quick", help=f"The short game day (under 3 minutes): {', '.join(QUICK_EXPERIMENTS)}")
+    ] = False,
+    experiments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--experiments",
+            help="Experiments to run, by name (repeat, or separate with commas); default: the quick or full set "
+            f"({', '.join(FULL_EXPERIMENTS)})",
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: .nova/gameday/<timestamp>)")] = None,
+    payments_db: Annotated[
+        str | None, typer.Option(envvar="NOVA_PAYMENTS_DB", help="postgresql:// URL (default: SQLite)")
+    ] = None,
+    portfolio_db: Annotated[
+        str | None, typer.Option(envvar="NOVA_PORTFOLIO_DB", help="postgresql:// URL (default: SQLite)")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Worker processes per service")] = 2,
+    embedded: Annotated[
+        bool,
+        typer.Option("--embedded", help="Use the embedded scraper and SLO evaluator even if Prometheus is installed"),
+    ] = False,
+) -> None:
+    """Run a game day: start the platform, load it, break it, check the SLOs, alerts and ledger, write the report."""
+    names = tuple(name.strip() for entry in experiments or () for name in entry.split(",") if name.strip())
+    options = GameDayOptions(
+        out=out or DEFAULT_DATA_DIR / "gameday" / time.strftime("%Y%m%d-%H%M%S"),
+        quick=quick,
+        experiments=names,
+        payments_db=payments_db,
+        portfolio_db=portfolio_db,
+        workers=workers,
+        prometheus=not embedded,
+    )
+    try:
+        check_options(options)
+    except GameDayError as exc:
+        raise fail(str(exc)) from None
+    from chaos.gameday import GameDay  # the runner's imports are heavy; --help and bad input do without
+
+    day = GameDay(options)
+    console.print(
+        f"game day ({'quick' if quick else 'full'}): baseline, {', '.join(options.chosen)}; "
+        f"{'PostgreSQL' if payments_db else 'SQLite'}; report in {options.out}"
+    )
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = _run_with_display(day)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    from chaos.gameday_report import write_report
+
+    files = write_report(result, options.out)
+    console.print(_summary(result))
+    console.print(f"report: {files.html}  ({files.markdown.name}, {files.json.name}, journals/, scenario/)")
+    if result.interrupted:
+        raise fail("interrupted; everything the game day started is stopped", 130)
+    if result.error:
+        raise fail(result.error, 2)
+    if not result.passed:
+        failed = [f"{p.name}: {c.name}" for p in result.phases for c in p.checks if not c.passed]
+        raise fail(f"{len(failed)} check(s) failed: {'; '.join(failed)}", 1)
+    console.print("[green]game day passed: every check held[/green]")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_with_display(day: GameDay) -> GameDayResult:
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[live]}"),
+        console=console,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def show(update: GameDayProgress) -> None:
+        if update.phase not in tasks:
+            for task in tasks.values():
+                progress.update(task, completed=progress.tasks[task].total)
+            tasks[update.phase] = progress.add_task(
+                f"[{update.index}/{update.phases}] {update.phase}", total=update.expected, live=""
+            )
+        progress.update(tasks[update.phase], completed=min(update.elapsed, update.expected), live=_live(update))
+
+    day.progress = show
+    with Live(progress, console=console, refresh_per_second=4, transient=False):
+        result = day.run()
+        for task in tasks.values():
+            progress.update(task, completed=progress.tasks[task].total)
+    return result
+
+
+def _live(update: GameDayProgress) -> str:
+    parts = []
+    for service, figures in update.live.items():
+        availability, p99 = figures.get("availability", math.nan), figures.get("p99_ms", math.nan)
+        shown = "-" if math.isnan(availability) else f"{availability:.2%}"
+        parts.append(f"{service} {figures.get('rps', 0.0):.0f}/s {shown} p99 {0 if math.isnan(p99) else p99:.0f} ms")
+    return " | ".join(parts)
+
+
+def _summary(result: GameDayResult) -> Table:
+    table = Table(title="Game day")
+    for column in ("phase", "status", "checks", "after retries", "p99 ms", "pages / tickets (delay)", "recovery"):
+        table.add_column(column)
+    for phase in result.phases:
+        passed = sum(check.passed for check in phase.checks)
+        alerts = ", ".join(
+            f"{a.alert} {a.severity}" + (f" +{a.delay_seconds:.0f}s" if a.delay_seconds is not None else "")
+            for a in phase.alerts
+        )
+        table.add_row(
+            phase.name,
+            phase.status,
+            f"{'[green]' if phase.passed else '[red]'}{passed}/{len(phase.checks)}[/]",
+            f"{phase.load.availability_after_retries:.4%}" if phase.load else "-",
+            f"{phase.load.p99_ms:.0f}" if phase.load else "-",
+            alerts or "-",
+            f"{phase.recovery_seconds:.1f} s" if phase.recovery_seconds is not None else "-",
+        )
+    return table
