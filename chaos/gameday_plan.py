@@ -47,7 +47,7 @@ class Timing:
         return self.warmup + fault + self.recovery + 12
 
 
-QUICK = Timing(baseline=20, warmup=8, fault=15, recovery=8, load_users=20)
+QUICK = Timing(baseline=20, warmup=8, fault=15, recovery=8, load_users=30)
 FULL = Timing(baseline=60, warmup=20, fault=60, recovery=20, load_users=50)
 
 

@@ -14,6 +14,15 @@ Definitions (the summary table, `summary.json` and `endpoints.csv` all follow th
   client's problem (insufficient funds, a replayed key) and count as available.
 * Availability is `(requests - failures) / requests`, compared with the objective exactly
   (as fractions, not floats).
+* Availability after retries is what the users saw once the client's retries had done their
+  work. Every sample is an attempt; a retry (attempt >= 2) follows exactly one failed attempt of
+  the same operation (writes are retried after a 5xx or no answer, reads after no answer). So,
+  per endpoint, operations are the first attempts, failed operations are `failures - retries`
+  (at least 0: a window that cuts a retry from its failed attempt cannot go negative), and
+  availability after retries is `(operations - failed operations) / operations` (1 for a row
+  with no first attempt). The overall row adds up the endpoints' failed operations. It is
+  reported beside availability and **does not change the verdict**, which stays on every
+  attempt: a retry hides a failure from the user, not from the service's SLO.
 * Percentiles are numpy's `method="higher"`: the value at sorted index `ceil((n - 1) * q)`.
   It is never interpolated (always a response time that was observed) and never below the
   classic nearest-rank value, so the gate errs on the strict side. With 100 requests or fewer
@@ -85,6 +94,7 @@ class EndpointFigures:
     retries: int
     failures: int
     availability: float
+    availability_after_retries: float  # of operations (first attempts) once retries are done; not judged
     p50_ms: float
     p95_ms: float
     p99_ms: float
@@ -174,6 +184,7 @@ def endpoint_figures(
         retries=retries,
         failures=failures,
         availability=(requests - failures) / requests,
+        availability_after_retries=availability_after_retries(samples),
         p50_ms=p50,
         p95_ms=p95,
         p99_ms=p99,
@@ -183,6 +194,28 @@ def endpoint_figures(
         availability_ok=availability_met(requests, failures, thresholds.availability),
         latency_ok=p99 < thresholds.p99_ms,
     )
+
+
+def failed_operations(samples: Iterable[RequestSample]) -> int:
+    """Operations whose last attempt failed: per endpoint `failures - retries`, at least 0, summed.
+
+    Every retry follows exactly one failed attempt of the same operation, so the failures that
+    no retry followed are the operations that ended failed.
+    """
+    failures: dict[str, int] = defaultdict(int)
+    retries: dict[str, int] = defaultdict(int)
+    for sample in samples:
+        failures[sample.endpoint] += sample.failed
+        retries[sample.endpoint] += sample.attempt >= 2
+    return sum(max(0, failures[endpoint] - retries[endpoint]) for endpoint in failures)
+
+
+def availability_after_retries(samples: Sequence[RequestSample]) -> float:
+    """`(operations - failed operations) / operations`, operations being first attempts; 1 if there are none."""
+    operations = sum(1 for s in samples if s.attempt == 1)
+    if operations == 0:
+        return 1.0
+    return (operations - min(failed_operations(samples), operations)) / operations
 
 
 def exact_percentile(millis: npt.NDArray[np.float64], q: float) -> float:

@@ -9,10 +9,11 @@ Options besides Locust's own (the contract `nova load` starts Locust with):
     --duration SECONDS     the shape's total length; the run stops by itself at the end
     --user-rate R          requests a second per user, so the offered load is about users x R
     --mix NAME             trading | payments | read_heavy: the weights of the user classes
-    --nova-results DIR     where samples.csv and services.csv are written when the test stops
+    --nova-results DIR     where samples.csv, services.csv and audit.json are written when the test stops
 
 The admin token comes from `NOVA_ADMIN_TOKEN` only. `--processes N` (Locust's own) runs N
-worker processes under this one; they ship their samples here.
+worker processes under this one; they ship their samples here, and, once their users have
+stopped, the audit of the payments their users made (loadtests/audit.py, loadtests/recording.py).
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def add_options(parser: Any, **_kwargs: Any) -> None:
     parser.add_argument("--user-rate", type=_positive(float), default=1.0, help="requests a second per user")
     parser.add_argument("--mix", choices=tuple(MIXES), default="trading", help="user mix (default trading)")
     parser.add_argument(
-        "--nova-results", default=None, help="folder for samples.csv and services.csv (none: nothing recorded)"
+        "--nova-results",
+        default=None,
+        help="folder for samples.csv, services.csv and audit.json (none: nothing recorded or audited)",
     )
 
 

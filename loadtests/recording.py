@@ -14,6 +14,15 @@ Listeners on Locust's events, attached by `attach()` in each Locust process:
   before it writes `samples.csv`. Both counts then agree with Locust's own statistics.
 * The master (or the single local runner) scrapes both services' `/metrics` every 5 s while the
   test runs, and once more when it stops, for `services.csv`.
+* The payment audit (loadtests/audit.py) runs in every process that runs users, at its
+  `test_stop`: Locust fires it once `stop_users` has stopped (killed) every user of the
+  process, so no payment is settled after the audit looked, and a user killed mid-request
+  leaves its payment in flight, an unknown outcome. The single local runner audits its own
+  users and writes `audit.json` after `samples.csv`. A worker sends its final samples first,
+  then audits and sends its audit document (counts and ids, never a token) in a message of its
+  own; the master, once `samples.csv` is written, waits for every worker's audit (at most
+  `AUDIT_WAIT_SECONDS`) and writes them merged as one `audit.json` (`merge_audits`). A worker
+  whose audit never came counts in `processes_missing`, and the audit does not pass.
 
 The master keeps samples in a `SampleSpool` (memory, then time-sorted files), so a soak run
 does not grow it without bound; `samples.csv` lists them in time order.
@@ -35,6 +44,7 @@ from locust.event import EventHook
 from locust.rpc import Message
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
+from loadtests import audit as payment_audit
 from loadtests.sample_spool import SampleSpool
 from loadtests.samples import (
     CONNECTION_FAILED,
@@ -55,19 +65,34 @@ FLUSH_TIMEOUT_SECONDS = 10.0
 REPORT_KEY = "nova_samples"
 FLUSH_REQUEST = "nova_flush_samples"
 FINAL_SAMPLES = "nova_final_samples"
+AUDIT_MESSAGE = "nova_audit"
+AUDIT_KEY = "audit"
+AUDIT_WAIT_SECONDS = payment_audit.AUDIT_TIMEOUT_SECONDS + 10.0
 
 
 def attach(environment: Environment, results: Path, services: dict[str, str]) -> None:
     """Record this process's part of the run; `services` maps service name to base URL (scraped by the master)."""
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        _WorkerRecorder(environment)
+        _WorkerRecorder(environment, services["payments"])
     else:
         _RunRecorder(environment, results, services)
 
 
 def _listen(hook: EventHook, handler: Callable[..., None]) -> None:
     hook.add_listener(handler)  # type: ignore[no-untyped-call]
+
+
+def audit_this_process(environment: Environment, payments_url: str) -> dict[str, Any] | None:
+    """This process's payment audit (its users must have stopped); None if it could not be made."""
+    url = (environment.host or payments_url).rstrip("/")
+    try:
+        document = payment_audit.run_audit(payment_audit.BOOK, url)
+    except Exception:  # a bug or an unexpected answer must not lose the samples already sent
+        log.exception("the payment audit of this process failed")
+        return None
+    log.info(payment_audit.summary_line(document))
+    return document
 
 
 def sample_of(name: str, start_time: float, response_time: float, response: Any, context: Any) -> RequestSample:
@@ -80,8 +105,9 @@ def sample_of(name: str, start_time: float, response_time: float, response: Any,
 class _WorkerRecorder:
     """A worker's samples, buffered between stats reports and shipped to the master."""
 
-    def __init__(self, environment: Environment) -> None:
+    def __init__(self, environment: Environment, payments_url: str) -> None:
         self.environment = environment
+        self.payments_url = payments_url
         self.buffer: list[RequestSample] = []  # msgpack ships each as an array
         events = environment.events
         _listen(events.request, self.on_request)
@@ -107,6 +133,8 @@ class _WorkerRecorder:
         # which waits only half a second for it: Locust's own counts are complete when ours are.
         runner._send_stats()
         runner.send_message(FINAL_SAMPLES, {REPORT_KEY: self._drain()})
+        # The users have stopped (test_stop fires after stop_users): audit them, then report.
+        runner.send_message(AUDIT_MESSAGE, {AUDIT_KEY: audit_this_process(self.environment, self.payments_url)})
 
     def on_flush_request(self, environment: Environment, msg: Message, **_kwargs: Any) -> None:
         if not self._stop_users():
@@ -147,6 +175,7 @@ class _RunRecorder:
         self.written = False  # this test's files are written: a second test_stop leaves them alone
         self.workers: set[str] = set()
         self.finished_workers: set[str] = set()
+        self.audits: dict[str, dict[str, Any] | None] = {}  # worker id -> its audit (None: it failed)
         events = environment.events
         _listen(events.request, self.on_request)
         _listen(events.test_start, self.on_test_start)
@@ -156,6 +185,7 @@ class _RunRecorder:
             _listen(events.worker_connect, self.on_worker_connect)
             _listen(events.worker_report, self.on_worker_report)
             runner.register_message(FINAL_SAMPLES, self.on_final_samples)
+            runner.register_message(AUDIT_MESSAGE, self.on_audit)
 
     def on_request(
         self, name: str, response_time: float, response: Any = None, context: Any = None, **kwargs: Any
@@ -174,6 +204,10 @@ class _RunRecorder:
         self._keep((msg.data or {}).get(REPORT_KEY))
         self.finished_workers.add(msg.node_id)
 
+    def on_audit(self, environment: Environment, msg: Message, **_kwargs: Any) -> None:
+        document = (msg.data or {}).get(AUDIT_KEY)
+        self.audits[msg.node_id] = document if isinstance(document, dict) else None
+
     def _keep(self, rows: Iterable[Any] | None) -> None:
         for timestamp, endpoint, status, millis, attempt in rows or ():
             self.spool.add(RequestSample(float(timestamp), str(endpoint), int(status), float(millis), int(attempt)))
@@ -183,6 +217,7 @@ class _RunRecorder:
         self.service_rows.clear()
         self.last_scrape.clear()
         self.finished_workers.clear()
+        self.audits.clear()
         self.written = False
         self.scraper = gevent.spawn(self._scrape_every, SCRAPE_SECONDS)
 
@@ -194,9 +229,29 @@ class _RunRecorder:
             self.scraper.kill(block=True)
             self.scraper = None
         self._scrape(record=True, unless_newer_than=1.0)  # the end of the run, unless just scraped
-        if isinstance(self.environment.runner, MasterRunner):
-            self._collect_final_samples(self.environment.runner)
+        runner = self.environment.runner
+        if isinstance(runner, MasterRunner):
+            self._collect_final_samples(runner)
         self._write()
+        if isinstance(runner, MasterRunner):
+            document = self._collect_audits(runner)
+        else:  # the local runner ran the users itself
+            own = audit_this_process(self.environment, self.services["payments"])
+            document = payment_audit.merge_audits([own] if own else [], missing=0 if own else 1)
+        path = payment_audit.write_audit(self.results, document)
+        log.info("wrote the payment audit (%s) to %s", "passed" if document["passed"] else "FAILED", path)
+
+    def _collect_audits(self, runner: MasterRunner) -> dict[str, Any]:
+        """Every worker's audit, merged; a worker that sent none (or a failed one) counts as missing."""
+        missing = {client.id for client in runner.clients.all if client.state == STATE_MISSING}
+        deadline = time.monotonic() + AUDIT_WAIT_SECONDS
+        while (self.workers - missing) - set(self.audits) and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        documents = [document for document in self.audits.values() if document is not None]
+        absent = len(self.workers - set(self.audits)) + sum(1 for document in self.audits.values() if document is None)
+        if absent:
+            log.warning("no payment audit from %d worker(s)", absent)
+        return payment_audit.merge_audits(documents, missing=absent)
 
     def _collect_final_samples(self, runner: MasterRunner) -> None:
         missing = {client.id for client in runner.clients.all if client.state == STATE_MISSING}

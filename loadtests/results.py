@@ -1,9 +1,12 @@
 """The files a load run leaves for people and tools: summary.json, endpoints.csv, scenario/.
 
 * `summary.json`: the verdict, the breaches, the thresholds, how the run was made, when it
-  started and ended, and every figure of the gate (overall and per endpoint). `read_summary`
-  gives it back as the same objects, so a CI step or a later report reads what the gate saw.
-* `endpoints.csv`: one row per endpoint and a last `overall` row, for spreadsheets.
+  started and ended, every figure of the gate (overall and per endpoint), and the payment
+  audit (`audit.json`'s document, loadtests/audit.py) under `audit` when the run has one: a
+  failed audit fails the run and is named among the breaches. `read_summary` gives it back as
+  the same objects, so a CI step or a later report reads what the gate saw.
+* `endpoints.csv`: one row per endpoint and a last `overall` row, for spreadsheets
+  (`availability_after_retries`, added later, is the last column).
 * `scenario/`: the run as a metric scenario (DESIGN.md), so `nova slo report --scenario` and
   the predictive-alerting models read a load test like a game day: 15 s rows of requests,
   errors (failed requests), slow (over the latency threshold) and p99 from the exact samples,
@@ -28,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from loadtests import audit as payment_audit
 from loadtests.gate import OVERALL, EndpointFigures, GateResult, Thresholds, exact_percentile
 from loadtests.samples import RequestSample, ServiceSample
 from slo.scenario import STEP_SECONDS, Scenario, ScenarioSLO, write_scenario
@@ -52,6 +56,7 @@ ENDPOINT_COLUMNS = (
     "availability_ok",
     "latency_ok",
     "verdict",
+    "availability_after_retries",
 )
 
 
@@ -77,10 +82,18 @@ class RunParameters:
 class RunSummary:
     gate: GateResult
     run: RunParameters
+    audit: dict[str, Any] | None = None  # audit.json's document, if the run was audited
 
     @property
     def passed(self) -> bool:
-        return self.gate.passed
+        """The gate passed, and the payment audit (if any) found nothing lost or duplicated."""
+        return self.gate.passed and (self.audit is None or bool(self.audit.get("passed")))
+
+    @property
+    def breaches(self) -> list[str]:
+        """The gate's breaches, then the audit's; empty iff the run passed."""
+        found = payment_audit.breach(self.audit)
+        return [*self.gate.breaches, *([found] if found else [])]
 
 
 @dataclass(frozen=True)
@@ -99,25 +112,30 @@ def write_results(
     """Write summary.json, endpoints.csv and scenario/ into `folder` (beside samples.csv)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = ResultFiles(folder / SUMMARY_FILE, folder / ENDPOINTS_FILE, folder / SCENARIO_DIR)
-    files.summary.write_text(json.dumps(summary_document(summary), indent=2, allow_nan=False) + "\n")
+    write_summary(files.summary, summary)
     write_endpoints(files.endpoints, summary.gate)
     write_scenario(files.scenario, scenario_from_samples(samples, services, summary.gate.thresholds))
     return files
+
+
+def write_summary(path: Path, summary: RunSummary) -> None:
+    path.write_text(json.dumps(summary_document(summary), indent=2, allow_nan=False) + "\n")
 
 
 def summary_document(summary: RunSummary) -> dict[str, Any]:
     gate = summary.gate
     return {
         "format": SUMMARY_FORMAT,
-        "verdict": "pass" if gate.passed else "fail",
-        "passed": gate.passed,
-        "breaches": gate.breaches,
+        "verdict": "pass" if summary.passed else "fail",
+        "passed": summary.passed,
+        "breaches": summary.breaches,
         "thresholds": {**asdict(gate.thresholds), "min_requests_to_judge": gate.thresholds.min_requests_to_judge},
         "run": asdict(summary.run),
         "started": gate.started,
         "ended": gate.ended,
         "overall": _figures_document(gate.overall),
         "endpoints": [_figures_document(row) for row in gate.endpoints],
+        "audit": summary.audit,
     }
 
 
@@ -145,7 +163,8 @@ def read_summary(folder: Path) -> RunSummary:
             float(document["started"]),
             float(document["ended"]),
         )
-        return RunSummary(gate, RunParameters(**document["run"]))
+        audit = document.get("audit")
+        return RunSummary(gate, RunParameters(**document["run"]), audit if isinstance(audit, dict) else None)
     except (KeyError, TypeError, ValueError) as exc:
         raise ResultsError(f"{path}: incomplete summary ({exc!r})") from None
 
@@ -177,6 +196,7 @@ def write_endpoints(path: Path, gate: GateResult) -> None:
                     "true" if row.availability_ok else "false",
                     "true" if row.latency_ok else "false",
                     "pass" if row.passed else "fail",
+                    repr(row.availability_after_retries),
                 ]
             )
 

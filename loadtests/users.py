@@ -7,8 +7,14 @@ then joins this process's payees, so paying customers pay each other. After that
 (a retried write adds its retries).
 
 `ApiSession` sends each request the way `traffic.py` says: named by route template, traced and
-marked synthetic, writes idempotent and retried. One FastHttpSession serves both services:
-portfolio calls go to absolute URLs, which geventhttpclient pools per host.
+marked synthetic, writes idempotent and retried. Reads are retried too, with the same policy,
+but only when no answer arrived at all (a reset or refused connection, a timeout: the service
+worker holding the pooled keep-alive connection was killed, say); a read answered with a 5xx is
+a failure to report, not to hide. One FastHttpSession serves both services: portfolio calls go
+to absolute URLs, which geventhttpclient pools per host.
+
+Paying customers keep this process's `loadtests.audit.BOOK`: their accounts and every payment,
+in flight before it is sent and settled by its final answer, for the audit at the end of the run.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from locust import FastHttpUser, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpSession
 from locust.exception import StopUser
 
+from loadtests.audit import BOOK
 from loadtests.samples import CONNECTION_FAILED
 from loadtests.traffic import (
     ACCOUNT,
@@ -59,10 +66,12 @@ DEFAULT_USER_RATE = 1.0
 
 
 class Answer(NamedTuple):
-    """What a call came back with: the status (`CONNECTION_FAILED` if none) and the JSON object, if any."""
+    """What a call came back with: the status (`CONNECTION_FAILED` if none), the JSON object if any,
+    and how many attempts it took (the answer is the last one's)."""
 
     status: int
     body: dict[str, Any]
+    attempts: int = 1
 
     @property
     def created(self) -> bool:
@@ -74,7 +83,8 @@ class Answer(NamedTuple):
 
 
 class ApiSession:
-    """One user's connection to both services: every request named, traced, and writes retried."""
+    """One user's connection to both services: every request named and traced; writes retried
+    after a 5xx or no answer, reads after no answer only."""
 
     def __init__(self, client: FastHttpSession, portfolio_url: str, retry: RetryPolicy | None = None) -> None:
         self.client = client
@@ -82,10 +92,23 @@ class ApiSession:
         self.retry = retry or RetryPolicy()
 
     def read(self, endpoint: Endpoint, token: str, query: dict[str, str] | None = None, **params: str) -> Answer:
-        """A GET, sent once: a read that failed is a failure to report, not to hide."""
+        """A GET, sent again (same `RetryPolicy` as writes) only when no answer arrived at all.
+
+        No answer (`CONNECTION_FAILED`: reset, refused, timed out) says nothing about the service's
+        answer: typically the worker holding the pooled keep-alive connection was killed, and a
+        client would simply ask again. A 5xx is an answer, and a failure to report, not to hide: it
+        is not retried. Retries are reported as `<endpoint> [retry]` with their attempt number,
+        and all attempts belong to one trace, as a write's do.
+        """
         url = self._url(endpoint, params, query)
-        answer, _retry_after = self._attempt(endpoint, url, {**_bearer(token), **trace_headers()}, None, 1)
-        return answer
+        headers = _bearer(token)
+        trace_id = new_trace_id()
+        for attempt in self.retry.attempts():
+            answer, retry_after = self._attempt(endpoint, url, {**headers, **trace_headers(trace_id)}, None, attempt)
+            if answer.status != CONNECTION_FAILED or attempt > self.retry.retries:
+                return answer._replace(attempts=attempt)
+            gevent.sleep(self.retry.pause(attempt, retry_after))
+        raise AssertionError("unreachable: the last attempt returns")
 
     def write(self, endpoint: Endpoint, token: str, body: dict[str, Any], key: str | None = None) -> Answer:
         """A write with an Idempotency-Key, sent again with the same key and body after a 5xx or no answer.
@@ -98,7 +121,7 @@ class ApiSession:
         for attempt in self.retry.attempts():
             answer, retry_after = self._attempt(endpoint, url, {**headers, **trace_headers(trace_id)}, body, attempt)
             if not should_retry(answer.status) or attempt > self.retry.retries:
-                return answer
+                return answer._replace(attempts=attempt)
             gevent.sleep(self.retry.pause(attempt, retry_after))
         raise AssertionError("unreachable: the last attempt returns")
 
@@ -280,6 +303,8 @@ class PayingCustomer(NovaUser):
 
     def on_start(self) -> None:
         super().on_start()
+        # Every movement of this account is recorded from here on: the audit can check its balance.
+        BOOK.open_account(self.customer.account_id, self.customer.token, FUNDING_MINOR)
         self.last_payment: str | None = None
 
     @task(6)
@@ -288,7 +313,11 @@ class PayingCustomer(NovaUser):
         if payee is None:  # the first customer of this process has nobody to pay yet
             self.check_balance()
             return
-        answer = self.customer.pay(payee, random.randint(100, 5_000), random.choice(REFERENCES))
+        amount = random.randint(100, 5_000)
+        # In flight until the final answer: a user stopped mid-request leaves it so (an unknown outcome).
+        record = BOOK.sending(self.customer.account_id, payee, amount, self.customer.token)
+        answer = self.customer.pay(payee, amount, random.choice(REFERENCES))
+        BOOK.settle(record, answer.status, answer.attempts, answer.text("id"))
         self.last_payment = answer.text("id") if answer.created else self.last_payment
 
     @task(2)

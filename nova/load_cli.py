@@ -3,8 +3,9 @@
 The command owns the operator's side of a load test: where the services are (`serve.json`),
 the admin token (environment or `<data-dir>/admin-token`, handed to Locust in its
 environment only), the results folder, progress while Locust runs, the gate's table and the
-exit code: 0 the gate passed, 1 it failed (the breach is named), 2 the run could not be made
-or judged (bad input, services not reachable, Locust left no samples). Locust itself runs as
+exit code: 0 the gate passed, 1 it failed (the breach is named) or the payment audit found an
+acknowledged payment lost or a balance wrong, 2 the run could not be made or judged (bad
+input, services not reachable, Locust left no samples). Locust itself runs as
 a child process; see loadtests/locust_process.py for why it is never imported here.
 """
 
@@ -25,10 +26,11 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from core_services.settings import DEFAULT_DATA_DIR, DEFAULT_PAYMENTS_PORT, DEFAULT_PORTFOLIO_PORT
+from loadtests import audit as payment_audit
 from loadtests.capacity import LIMIT_MAX_RATE, CapacityResult, LocustStep, StepResult, find_capacity
 from loadtests.gate import RULE_ZERO_FAILURES, GateError, GateResult, Thresholds, format_percent
 from loadtests.locust_process import LOCUSTFILE, LocustError, LocustProcess, LocustRun, Tick, collect, run_headless
-from loadtests.results import SCENARIO_DIR, RunParameters, RunSummary
+from loadtests.results import SCENARIO_DIR, RunParameters, RunSummary, write_summary
 from loadtests.samples import SAMPLES_FILE
 from loadtests.shapes import SHAPES, stages, users_at
 from loadtests.traffic import MIXES
@@ -202,13 +204,25 @@ def _headless(spec: LocustRun, thresholds: Thresholds) -> None:
         try:
             code = run_headless(spec, _ticker(bar, task, run.duration_seconds, phase))
             bar.update(task, description="computing the SLO gate", completed=run.duration_seconds)
-            summary, _files = collect(spec, thresholds, code)
+            summary, files = collect(spec, thresholds, code)
+            audit = payment_audit.read_audit(spec.results)
+            if audit is not None:
+                summary = replace(summary, audit=audit)
+                write_summary(files.summary, summary)
         except (LocustError, GateError) as exc:
             raise fail(str(exc), 2) from None
         except KeyboardInterrupt:
             raise fail(f"interrupted; Locust stopped (log in {spec.results / 'locust.log'})", 130) from None
     print_gate(summary.gate, f"SLO gate: {run.shape}, {run.peak_users} peak users, {run.mix} mix")
-    console.print(f"results in {spec.results} (summary.json, endpoints.csv, {SCENARIO_DIR}/, samples.csv)")
+    if summary.audit is None:
+        console.print(f"[yellow]audit: none ({payment_audit.AUDIT_FILE} was not written; see locust.log)[/yellow]")
+    else:
+        line = payment_audit.summary_line(summary.audit)
+        console.print(line if summary.audit.get("passed") else f"[red]{line}[/red]")
+    console.print(
+        f"results in {spec.results} (summary.json, endpoints.csv, {SCENARIO_DIR}/, samples.csv, "
+        f"{payment_audit.AUDIT_FILE})"
+    )
     _verdict(summary)
 
 
@@ -227,7 +241,7 @@ def _ticker(bar: Progress, task: TaskID, duration: float, phase: Callable[[float
 
 
 def _verdict(summary: RunSummary) -> None:
-    breaches = summary.gate.breaches
+    breaches = summary.breaches
     if not breaches:
         limits = summary.gate.thresholds
         console.print(
@@ -235,12 +249,24 @@ def _verdict(summary: RunSummary) -> None:
         )
         return
     more = f" (and {len(breaches) - 1} more)" if len(breaches) > 1 else ""
-    raise fail(f"SLO gate failed: {breaches[0]}{more}", 1)
+    what = "SLO gate failed" if not summary.gate.passed else "load run failed"
+    raise fail(f"{what}: {breaches[0]}{more}", 1)
 
 
 def print_gate(gate: GateResult, title: str) -> None:
     table = Table(title=title)
-    columns = ("endpoint", "requests", "retries", "failed", "req/s", "availability", "p50 ms", "p99 ms", "max ms")
+    columns = (
+        "endpoint",
+        "requests",
+        "retries",
+        "failed",
+        "req/s",
+        "availability",
+        "after retries",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "endpoint" else "right")
     table.add_column("availability judged on")
@@ -260,6 +286,7 @@ def print_gate(gate: GateResult, title: str) -> None:
             str(row.failures),
             f"{row.requests_per_second:.1f}",
             _flag(format_percent(row.availability), row.availability_ok),
+            format_percent(row.availability_after_retries),
             f"{row.p50_ms:.1f}",
             _flag(f"{row.p99_ms:.1f}", row.latency_ok),
             f"{row.max_ms:.1f}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -39,6 +40,13 @@ def postgres_database() -> Iterator[str]:
 
     Skips only outside CI when no server answers; in CI a missing server fails the run.
     """
+    with new_postgres_database() as url:
+        yield url
+
+
+@contextmanager
+def new_postgres_database() -> Iterator[str]:
+    """`postgres_database` for fixtures of wider scope."""
     try:
         admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:

@@ -167,3 +167,43 @@ def test_percentages_round_down_so_a_miss_never_reads_as_the_objective() -> None
     assert format_percent(0.99989999) == "99.989%"
     assert format_percent(1.0) == "100%"
     assert format_percent(0.5) == "50.000%"
+
+
+def test_availability_after_retries_counts_operations_that_ended_failed() -> None:
+    # 10 payments: 2 failed once and succeeded on the retry, 1 failed all 4 attempts.
+    first = samples(PAY, [10.0] * 7) + samples(PAY, [10.0] * 3, status=503, start=T0 + 1)
+    retries = [
+        *samples(PAY, [10.0] * 2, attempt=2, start=T0 + 2),
+        *[RequestSample(T0 + 3 + i, PAY, 503, 10.0, attempt) for i, attempt in enumerate((2, 3, 4))],
+    ]
+    row = evaluate_gate(first + retries).endpoints[0]
+    assert (row.first_attempts, row.retries, row.failures) == (10, 5, 6)
+    assert row.availability_after_retries == 9 / 10  # failures - retries = 1 failed operation of 10
+    assert row.availability == 9 / 15
+
+
+def test_availability_after_retries_does_not_change_the_verdict() -> None:
+    recovered = [*samples(PAY, [10.0] * 99), RequestSample(T0 + 5, PAY, CONNECTION_FAILED, 10.0, 1)]
+    gate = evaluate_gate([*recovered, RequestSample(T0 + 6, PAY, 201, 10.0, 2)])
+    assert gate.overall.availability_after_retries == 1.0
+    assert not gate.passed  # the failed attempt still counts: judged on every attempt
+    assert gate.breaches == [
+        "overall: 1 failed of 101 (fewer than 10000 requests: judged on zero failures)",
+        f"{PAY}: 1 failed of 101 (fewer than 10000 requests: judged on zero failures)",
+    ]
+
+
+def test_overall_availability_after_retries_adds_up_each_endpoints_failed_operations() -> None:
+    # Reads: one failed without a retry (a 5xx). Payments: a retry whose failed attempt fell outside
+    # the samples (more retries than failures) must not offset the read's failure overall.
+    reads = [*samples(ACCOUNT, [5.0] * 3), RequestSample(T0 + 1, ACCOUNT, 500, 5.0, 1)]
+    pays = [*samples(PAY, [5.0] * 4, start=T0 + 2), RequestSample(T0 + 3, PAY, 201, 5.0, 2)]
+    gate = evaluate_gate(reads + pays)
+    rows = {row.endpoint: row.availability_after_retries for row in gate.endpoints}
+    assert rows == {ACCOUNT: 3 / 4, PAY: 1.0}
+    assert gate.overall.availability_after_retries == 7 / 8
+
+
+def test_a_row_of_retries_only_is_fully_available_after_retries() -> None:
+    row = evaluate_gate(samples(PAY, [5.0] * 3, status=503, attempt=2)).overall
+    assert (row.first_attempts, row.availability_after_retries) == (0, 1.0)

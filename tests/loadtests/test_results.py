@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from loadtests.audit import merge_audits
 from loadtests.gate import OVERALL, Thresholds, evaluate_gate
 from loadtests.results import (
     ENDPOINT_COLUMNS,
@@ -155,3 +156,34 @@ def test_reading_something_else_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text("{")
     with pytest.raises(ResultsError, match="not JSON"):
         read_summary(tmp_path)
+
+
+def test_availability_after_retries_is_written_beside_availability_and_as_the_last_csv_column(tmp_path: Path) -> None:
+    samples = a_run()  # one 503 on the first attempt, then a 201 on the retry
+    summary = RunSummary(evaluate_gate(samples), RUN)
+    files = write_results(tmp_path, summary, samples)
+
+    document = json.loads(files.summary.read_text())
+    for figures in (document["overall"], *document["endpoints"]):
+        keys = list(figures)
+        assert keys[keys.index("availability") + 1] == "availability_after_retries"
+    assert document["overall"]["availability_after_retries"] == 1.0
+    assert document["overall"]["availability"] < 1.0
+    assert ENDPOINT_COLUMNS[-1] == "availability_after_retries"
+    assert [float(row["availability_after_retries"]) for row in read_endpoints(files.endpoints)] == [
+        row.availability_after_retries for row in summary.gate.rows
+    ]
+
+
+def test_a_failed_payment_audit_fails_the_run_and_is_named_among_the_breaches(tmp_path: Path) -> None:
+    samples = [sample(BASE + i * 0.1, 20.0) for i in range(50)]
+    audit = merge_audits([], missing=1)
+    summary = RunSummary(evaluate_gate(samples), RUN, audit)
+    write_results(tmp_path, summary, samples)
+
+    assert summary.gate.passed and not summary.passed
+    document = json.loads((tmp_path / "summary.json").read_text())
+    assert (document["verdict"], document["passed"]) == ("fail", False)
+    assert document["breaches"] == ["payment audit: no audit from 1 Locust process(es)"]
+    assert document["audit"] == audit
+    assert read_summary(tmp_path) == summary

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 
@@ -173,3 +174,75 @@ def test_the_mixes_name_the_user_classes_of_the_locustfile() -> None:
 
     assert set(tasks_per_class) == {name for weights in MIXES.values() for name in weights}
     assert all(count > 0 for count in tasks_per_class.values())
+
+
+_READ_SCRIPT = """
+import json, sys
+from loadtests.traffic import ACCOUNT, RetryPolicy
+from loadtests.users import ApiSession
+
+class Response:
+    def __init__(self, status):
+        self.status_code, self.headers = status, {}
+        self.content = b'{"id": "acc_1"}' if status else b""
+        self.error = None if status else ConnectionResetError()
+    def json(self):
+        return json.loads(self.content)
+    def failure(self, _message): pass
+    def success(self): pass
+    def __enter__(self): return self
+    def __exit__(self, *_exc): return False
+
+class Client:
+    def __init__(self, statuses):
+        self.statuses, self.calls = iter(statuses), []
+    def request(self, method, url, name, headers, json, catch_response, context):
+        self.calls.append([method, url, name, context["attempt"], headers["traceparent"][3:35]])
+        return Response(next(self.statuses))
+
+found = {}
+for label, statuses in json.loads(sys.argv[1]).items():
+    client = Client(statuses)
+    answer = ApiSession(client, "http://portfolio", RetryPolicy(first_backoff=0.001)).read(ACCOUNT, "t", id="acc_1")
+    found[label] = {"status": answer.status, "attempts": answer.attempts, "calls": client.calls}
+print(json.dumps(found))
+"""
+
+_READ_CASES = {"recovers": [0, 0, 200], "answered_5xx": [503, 200], "never_answers": [0, 0, 0, 0, 200]}
+
+
+@pytest.fixture(scope="module")
+def reads() -> dict[str, dict[str, object]]:
+    """ApiSession.read against a fake Locust client, in a subprocess (importing Locust patches the process)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _READ_SCRIPT, json.dumps(_READ_CASES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found: dict[str, dict[str, object]] = json.loads(result.stdout)
+    return found
+
+
+def test_a_read_without_an_answer_is_sent_again_as_a_retry_of_the_same_trace(reads: dict[str, Any]) -> None:
+    read = reads["recovers"]
+    assert (read["status"], read["attempts"]) == (200, 3)
+    assert [call[2:4] for call in read["calls"]] == [
+        ["GET /v1/accounts/{id}", 1],
+        ["GET /v1/accounts/{id} [retry]", 2],
+        ["GET /v1/accounts/{id} [retry]", 3],
+    ]
+    assert {call[1] for call in read["calls"]} == {"/v1/accounts/acc_1"}
+    assert len({call[4] for call in read["calls"]}) == 1
+
+
+def test_a_read_answered_with_a_5xx_is_not_retried(reads: dict[str, Any]) -> None:
+    read = reads["answered_5xx"]
+    assert (read["status"], read["attempts"], len(read["calls"])) == (503, 1, 1)
+
+
+def test_a_read_gives_up_after_the_policys_retries(reads: dict[str, Any]) -> None:
+    read = reads["never_answers"]
+    assert (read["status"], read["attempts"]) == (CONNECTION_FAILED, 4)
+    assert [call[3] for call in read["calls"]] == [1, 2, 3, 4]

@@ -111,6 +111,38 @@ def test_a_short_headless_run_passes_the_gate_and_its_results_match(run_platform
     assert ADMIN_TOKEN not in (out / "locust.log").read_text()
 
 
+def test_a_run_audits_every_acknowledged_payment_and_the_payers_balances(
+    run_platform: RunPlatform, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    with run_platform(workers=2) as platform:
+        # What is tested is the audit; a generous p99 keeps a busy box's latency out of it.
+        run = nova_load(
+            *SHORT_RUN,
+            "--mix",
+            "payments",
+            "--p99-ms",
+            "2000",
+            *targets(platform),
+            "--data-dir",
+            tmp_path,
+            "--out",
+            out,
+        )
+    assert run.code == 0, run.stderr + run.stdout[-2000:]
+    audit = json.loads((out / "audit.json").read_text())
+    assert audit["passed"] is True
+    assert audit["payments_acknowledged"] > 0
+    assert audit["payments_confirmed"] == audit["payments_acknowledged"]
+    assert audit["accounts_checked"] + audit["accounts_skipped"] == 10  # every paying customer's account
+    assert audit["processes"] == 1
+    document = json.loads((out / "summary.json").read_text())
+    assert document["audit"] == audit
+    assert all("availability_after_retries" in row for row in (document["overall"], *document["endpoints"]))
+    assert f"audit: {audit['payments_acknowledged']} acknowledged payments all found" in run.stdout
+    assert ADMIN_TOKEN not in (out / "audit.json").read_text() + (out / "locust.log").read_text()
+
+
 def test_a_slowed_service_fails_the_gate_and_the_breach_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,6 +193,10 @@ def test_two_local_worker_processes_aggregate_every_sample(run_platform: RunPlat
     # Every user signed up once, whichever worker ran it.
     assert {row.endpoint: row.requests for row in summary.gate.endpoints}["POST /v1/customers"] == 10
     assert count == summary.gate.overall.requests
+    # Each worker audited its own users' payments; one merged audit.json.
+    audit = json.loads((out / "audit.json").read_text())
+    assert (audit["processes"], audit["processes_missing"], audit["passed"]) == (2, 0, True)
+    assert audit["payments_confirmed"] == audit["payments_acknowledged"]
 
 
 def test_find_capacity_steps_and_writes_its_figures(run_platform: RunPlatform, tmp_path: Path) -> None:

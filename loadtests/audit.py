@@ -1,0 +1,437 @@
+"""The per-payment audit of a load run: no acknowledged payment lost, none duplicated.
+
+The gate says how often the platform answered; this says whether what it acknowledged is
+true. In every Locust process that runs users, paying customers keep a `PaymentBook`:
+
+* each account of a `PayingCustomer` with its sign-up deposit (acknowledged at the funding
+  amount: the deposit's Idempotency-Key is fixed for the sign-up, so it lands once);
+* each payment, registered **in flight** before it is sent (from, to, amount, and the payer's
+  token, which stays in this process's memory: it is never written to a file, a log or a
+  message), then settled by its final answer after retries (`outcome_of`):
+  - 201 with a payment id: **acknowledged**;
+  - a definite refusal, a 4xx that the service decided (`insufficient_funds`, a replayed
+    refusal): **refused**, no money moved. A 409 (`request_in_progress`) or a 429 after an
+    earlier attempt that got no answer or a 5xx is not definite (that earlier attempt may
+    still land), so it is unknown;
+  - no answer or a 5xx after the last retry, or anything else: **unknown outcome**;
+  - still in flight when the audit runs (the user was stopped, its greenlet killed, mid
+    request): **unknown outcome** too.
+
+When the test stops and every user of the process has stopped, the process audits through
+the public API with its own HTTP client (so the audit's requests are not load samples):
+
+a. every acknowledged payment (up to `MAX_PAYMENT_LOOKUPS` per process; beyond that a uniform
+   random sample, `payments_looked_up`, while (b) still covers all of them in aggregate):
+   `GET /v1/payments/{id}` with the payer's token must be 200 with the same from_account,
+   to_account and amount_minor; otherwise it is **lost**;
+b. every paying customer's account that no unknown-outcome payment touched (as payer or
+   payee): `GET /v1/accounts/{id}` with its owner's token, `balance_minor` must be
+   `deposit - acknowledged outgoing + acknowledged incoming`. A difference is a payment lost
+   or applied twice.
+
+Which accounts (b) covers: only paying customers' accounts, because every movement of theirs
+is recorded here. Their money only moves by their sign-up deposit, their own payments, and
+payments from paying customers of the same process (the payees list is per process, and only
+paying customers pay). Traders' accounts also move cash through orders (the portfolio service
+pays the house and is paid by it), which this book does not see, and viewers' accounts are not
+registered; payments *to* them are still checked by (a) and in their payers' balances.
+
+A lookup that gets no answer or a 5xx is tried again (`RetryPolicy`); if it never gets one,
+or an account lookup is refused, it is counted in `lookups_failed`: nothing is claimed about
+it, and the audit does not pass. `passed` means no lost payment, no balance mismatch, no
+failed lookup and no process whose audit is missing.
+
+No Locust import here: the arithmetic is tested as plain code; `run_audit` is what the
+Locust processes call (loadtests/recording.py), with gevent greenlets for concurrency.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from loadtests.samples import CONNECTION_FAILED
+from loadtests.traffic import ACCOUNT, PAYMENT, RetryPolicy, new_trace_id, should_retry, trace_headers
+
+log = logging.getLogger("nova.load")
+
+AUDIT_FILE = "audit.json"
+MAX_LOST_LISTED = 100
+AUDIT_TIMEOUT_SECONDS = 20.0  # the whole audit of one process; lookups not made by then count as failed
+AUDIT_CONCURRENCY = 8
+# Acknowledged payments looked up one by one, per process: all of them up to this many (about 7 s
+# of lookups on a busy 2-CPU machine), a uniform random sample beyond (a soak run makes millions).
+MAX_PAYMENT_LOOKUPS = 5_000
+LOOKUP_TIMEOUT_SECONDS = 5.0
+
+# lookup(path, token) -> (HTTP status or CONNECTION_FAILED, the JSON object answered)
+Lookup = Callable[[str, str], tuple[int, dict[str, Any]]]
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
+
+
+class Outcome(StrEnum):
+    IN_FLIGHT = "in flight"
+    ACKNOWLEDGED = "acknowledged"
+    REFUSED = "refused"
+    UNKNOWN = "unknown"
+
+
+def outcome_of(status: int, attempts: int = 1, payment_id: str | None = None) -> Outcome:
+    """What a payment's final answer (after `attempts` attempts) says happened; see the module docstring."""
+    if status == 201 and payment_id:
+        return Outcome.ACKNOWLEDGED
+    if 400 <= status < 500 and (attempts == 1 or status not in (409, 429)):
+        return Outcome.REFUSED
+    return Outcome.UNKNOWN
+
+
+@dataclass(eq=False, slots=True)
+class PaymentRecord:
+    from_account: str
+    to_account: str
+    amount_minor: int
+    token: str = field(repr=False)  # the payer's; memory only
+    outcome: Outcome = Outcome.IN_FLIGHT
+    payment_id: str | None = None
+
+
+@dataclass(slots=True)
+class AuditedAccount:
+    token: str = field(repr=False)  # the owner's; memory only
+    funded_minor: int
+
+
+class PaymentBook:
+    """This process's paying customers' accounts and what their payments did (memory only).
+
+    Bounded however long the run: payments in flight are kept until settled; settled ones only
+    change counts, each account's net acknowledged movement, and the set of accounts an unknown
+    outcome touched. Acknowledged payments are kept for lookup up to `lookups_kept`; beyond
+    that a uniform random sample of them (reservoir sampling) is, and the balance check still
+    covers every one of them in aggregate.
+    """
+
+    def __init__(self, lookups_kept: int = MAX_PAYMENT_LOOKUPS, rng: random.Random | None = None) -> None:
+        self.lookups_kept = lookups_kept
+        self.rng = rng or random.Random()
+        self.accounts: dict[str, AuditedAccount] = {}
+        self.in_flight: set[PaymentRecord] = set()
+        self.acknowledged = 0
+        self.refused = 0
+        self.unknown = 0
+        self.moved: dict[str, int] = defaultdict(int)  # account -> acknowledged incoming - outgoing
+        self.touched: set[str] = set()  # accounts an unknown outcome moved money from or to
+        self.to_look_up: list[PaymentRecord] = []
+
+    def open_account(self, account_id: str, token: str, funded_minor: int) -> None:
+        """A paying customer's account, with its acknowledged sign-up deposit."""
+        self.accounts[account_id] = AuditedAccount(token, funded_minor)
+
+    def sending(self, from_account: str, to_account: str, amount_minor: int, token: str) -> PaymentRecord:
+        """Register a payment before it is sent: in flight until `settle` is called."""
+        record = PaymentRecord(from_account, to_account, amount_minor, token)
+        self.in_flight.add(record)
+        return record
+
+    def settle(self, record: PaymentRecord, status: int, attempts: int, payment_id: str | None) -> None:
+        """The payment's final answer, after retries."""
+        self.in_flight.discard(record)
+        record.outcome = outcome_of(status, attempts, payment_id)
+        if record.outcome == Outcome.REFUSED:
+            self.refused += 1
+        elif record.outcome == Outcome.UNKNOWN:
+            self.unknown += 1
+            self.touched.update((record.from_account, record.to_account))
+        else:
+            record.payment_id = payment_id
+            self.acknowledged += 1
+            self.moved[record.from_account] -= record.amount_minor
+            self.moved[record.to_account] += record.amount_minor
+            if len(self.to_look_up) < self.lookups_kept:
+                self.to_look_up.append(record)
+            elif (slot := self.rng.randrange(self.acknowledged)) < self.lookups_kept:
+                self.to_look_up[slot] = record
+
+
+BOOK = PaymentBook()  # this process's book (like the payees, one per Locust process)
+
+
+@dataclass(frozen=True)
+class BalanceCheck:
+    account_id: str
+    token: str = field(repr=False)
+    expected_minor: int
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    """What the audit looks up, worked out from the book alone."""
+
+    to_look_up: list[PaymentRecord]
+    balances: list[BalanceCheck]
+    acknowledged: int
+    unknown: int
+    refused: int
+    accounts_skipped: int
+
+
+def plan_audit(book: PaymentBook) -> AuditPlan:
+    """The acknowledged payments to find, and the expected balance of every account no unknown outcome touched.
+
+    Payments still in flight (their user was stopped mid-request) are unknown outcomes.
+    """
+    touched = book.touched | {
+        account for record in book.in_flight for account in (record.from_account, record.to_account)
+    }
+    checks = [
+        BalanceCheck(account_id, account.token, account.funded_minor + book.moved.get(account_id, 0))
+        for account_id, account in book.accounts.items()
+        if account_id not in touched
+    ]
+    return AuditPlan(
+        list(book.to_look_up),
+        checks,
+        book.acknowledged,
+        book.unknown + len(book.in_flight),
+        book.refused,
+        len(book.accounts) - len(checks),
+    )
+
+
+class _Found(NamedTuple):
+    kind: str  # "confirmed", "lost", "failed", "balance"
+    subject: str
+    actual_minor: int = 0
+    expected_minor: int = 0
+
+
+def audit(book: PaymentBook, lookup: Lookup, mapper: Mapper = map) -> dict[str, Any]:
+    """Audit the book through `lookup`; the process's audit document (`audit.json`'s shape).
+
+    `mapper` runs the lookups (`map` in order; a gevent pool's `imap_unordered` concurrently).
+    """
+    plan = plan_audit(book)
+
+    def find_payment(record: PaymentRecord) -> _Found:
+        assert record.payment_id is not None
+        status, body = lookup(PAYMENT.path(id=record.payment_id), record.token)
+        if status == CONNECTION_FAILED or status >= 500:
+            return _Found("failed", record.payment_id)
+        same = status == 200 and (
+            body.get("from_account") == record.from_account
+            and body.get("to_account") == record.to_account
+            and body.get("amount_minor") == record.amount_minor
+        )
+        return _Found("confirmed" if same else "lost", record.payment_id)
+
+    def check_balance(check: BalanceCheck) -> _Found:
+        status, body = lookup(ACCOUNT.path(id=check.account_id), check.token)
+        balance = body.get("balance_minor")
+        if status != 200 or not isinstance(balance, int):
+            return _Found("failed", check.account_id)
+        return _Found("balance", check.account_id, balance, check.expected_minor)
+
+    found = [*mapper(find_payment, plan.to_look_up), *mapper(check_balance, plan.balances)]
+    lost = sorted(item.subject for item in found if item.kind == "lost")
+    mismatches = [
+        {"account": item.subject, "expected_minor": item.expected_minor, "actual_minor": item.actual_minor}
+        for item in sorted(found)
+        if item.kind == "balance" and item.actual_minor != item.expected_minor
+    ]
+    return finish(
+        {
+            "payments_acknowledged": plan.acknowledged,
+            "payments_looked_up": len(plan.to_look_up),
+            "payments_confirmed": sum(1 for item in found if item.kind == "confirmed"),
+            "payments_unknown": plan.unknown,
+            "payments_refused": plan.refused,
+            "payments_lost": len(lost),
+            "lost": lost[:MAX_LOST_LISTED],
+            "accounts_checked": sum(1 for item in found if item.kind == "balance"),
+            "accounts_skipped": plan.accounts_skipped,
+            "balance_mismatches": mismatches,
+            "lookups_failed": sum(1 for item in found if item.kind == "failed"),
+            "processes": 1,
+            "processes_missing": 0,
+        }
+    )
+
+
+COUNTS = (
+    "payments_acknowledged",
+    "payments_looked_up",
+    "payments_confirmed",
+    "payments_unknown",
+    "payments_refused",
+    "payments_lost",
+    "accounts_checked",
+    "accounts_skipped",
+    "lookups_failed",
+    "processes",
+    "processes_missing",
+)
+
+
+def finish(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with its verdict: no lost payment, no mismatch, no failed lookup, no process missing."""
+    passed = not (
+        document["payments_lost"]
+        or document["balance_mismatches"]
+        or document["lookups_failed"]
+        or document["processes_missing"]
+    )
+    return {**document, "passed": passed}
+
+
+def merge_audits(documents: Iterable[dict[str, Any]], missing: int = 0) -> dict[str, Any]:
+    """One document from the audits of several processes; `missing`: processes that sent none."""
+    parts = list(documents)
+    merged: dict[str, Any] = {name: sum(int(part.get(name, 0)) for part in parts) for name in COUNTS}
+    merged["processes_missing"] += missing
+    merged["lost"] = sorted(payment for part in parts for payment in part.get("lost", ()))[:MAX_LOST_LISTED]
+    merged["balance_mismatches"] = [row for part in parts for row in part.get("balance_mismatches", ())]
+    return finish({name: merged[name] for name in AUDIT_KEYS})
+
+
+AUDIT_KEYS = (
+    "payments_acknowledged",
+    "payments_looked_up",
+    "payments_confirmed",
+    "payments_unknown",
+    "payments_refused",
+    "payments_lost",
+    "lost",
+    "accounts_checked",
+    "accounts_skipped",
+    "balance_mismatches",
+    "lookups_failed",
+    "processes",
+    "processes_missing",
+)
+
+
+def write_audit(folder: Path, document: dict[str, Any]) -> Path:
+    path = folder / AUDIT_FILE
+    partial = path.with_name(AUDIT_FILE + ".partial")
+    partial.write_text(json.dumps(document, indent=2) + "\n")
+    partial.replace(path)
+    return path
+
+
+def read_audit(folder: Path) -> dict[str, Any] | None:
+    """`audit.json` of a results folder; None if there is none (or it is not an audit)."""
+    try:
+        document = json.loads((folder / AUDIT_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("passed"), bool):
+        return None
+    return document
+
+
+def breach(document: dict[str, Any] | None) -> str | None:
+    """What a failed audit found, in one phrase (as the gate's breaches); None if it passed or there is none."""
+    if document is None or document.get("passed"):
+        return None
+    found = []
+    if lost := document.get("payments_lost", 0):
+        looked_up = document.get("payments_looked_up", document.get("payments_acknowledged", 0))
+        found.append(f"{lost} of {looked_up} acknowledged payments lost")
+    if mismatches := len(document.get("balance_mismatches", ())):
+        found.append(f"{mismatches} of {document.get('accounts_checked', 0)} account balances wrong")
+    if failed := document.get("lookups_failed", 0):
+        found.append(f"{failed} audit lookups unanswered")
+    if missing := document.get("processes_missing", 0):
+        found.append(f"no audit from {missing} Locust process(es)")
+    return "payment audit: " + (", ".join(found) or "failed")
+
+
+def summary_line(document: dict[str, Any]) -> str:
+    """`audit: 812 acknowledged payments all found; 40 accounts balance; 0 unknown, 3 refused`."""
+    acknowledged = document.get("payments_acknowledged", 0)
+    looked_up = document.get("payments_looked_up", acknowledged)
+    confirmed = document.get("payments_confirmed", 0)
+    found = (
+        f"{acknowledged} acknowledged payments all found"
+        if confirmed == looked_up == acknowledged
+        else f"{confirmed} of {looked_up} acknowledged payments found"
+        + (f" (a sample of {acknowledged})" if looked_up < acknowledged else "")
+    )
+    checked = document.get("accounts_checked", 0)
+    wrong = len(document.get("balance_mismatches", ()))
+    balances = f"{checked} accounts balance" if not wrong else f"{wrong} of {checked} account balances wrong"
+    skipped = document.get("accounts_skipped", 0)
+    return (
+        f"audit: {found}; {balances} ({skipped} skipped); "
+        f"{document.get('payments_unknown', 0)} unknown outcome, {document.get('payments_refused', 0)} refused"
+    )
+
+
+def run_audit(book: PaymentBook, payments_url: str, timeout: float = AUDIT_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Audit `book` against the payments service at `payments_url`, in a gevent-patched Locust process.
+
+    Its own httpx clients (not Locust's, so nothing here is a load sample): `AUDIT_CONCURRENCY`
+    greenlets, each lookup borrowing one of as many single-connection clients (one shared pool
+    costs twice the CPU under gevent, and the audit shares the machine with the services).
+    Lookups are retried on no answer or a 5xx; those not made within `timeout` count as failed.
+    Like every load-test request they are traced and marked synthetic (`traffic.trace_headers`;
+    the attempts of one lookup share a trace), so the services never count them as customers'.
+    Tokens go only into the Authorization header of these requests.
+    """
+    import gevent.pool  # type: ignore[import-untyped]  # only ever in a Locust process
+    import gevent.queue  # type: ignore[import-untyped]
+    import httpx
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    deadline = time.monotonic() + timeout
+    retry = RetryPolicy()
+    clients = [
+        httpx.Client(
+            base_url=payments_url.rstrip("/"),
+            timeout=LOOKUP_TIMEOUT_SECONDS,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )
+        for _ in range(AUDIT_CONCURRENCY)
+    ]
+    idle = gevent.queue.Queue(items=clients)
+
+    def get(path: str, token: str, trace_id: str) -> tuple[int, dict[str, Any], str | None]:
+        client = idle.get()
+        try:
+            response = client.get(path, headers={"Authorization": f"Bearer {token}", **trace_headers(trace_id)})
+        except httpx.HTTPError:
+            return CONNECTION_FAILED, {}, None
+        finally:
+            idle.put(client)
+        try:
+            decoded = response.json()
+        except ValueError:
+            decoded = {}
+        return response.status_code, decoded if isinstance(decoded, dict) else {}, response.headers.get("Retry-After")
+
+    def lookup(path: str, token: str) -> tuple[int, dict[str, Any]]:
+        status: int = CONNECTION_FAILED
+        body: dict[str, Any] = {}
+        trace_id = new_trace_id()
+        for attempt in retry.attempts():
+            if time.monotonic() > deadline:
+                break
+            status, body, retry_after = get(path, token, trace_id)
+            if not should_retry(status) or attempt > retry.retries:
+                break
+            time.sleep(retry.pause(attempt, retry_after))
+        return status, body
+
+    try:
+        return audit(book, lookup, gevent.pool.Pool(AUDIT_CONCURRENCY).imap_unordered)
+    finally:
+        for client in clients:
+            client.close()
