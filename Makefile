@@ -1,16 +1,20 @@
-# Two entry points a new machine needs: `make demo` (the main job) and `make test`.
+# Two entry points a new machine needs: `make gameday` (the main job) and `make test`.
 # Each bootstraps .venv from the pinned lock file on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-overhead bench-slo lock clean
+.PHONY: gameday demo test lint bench bench-overhead bench-slo lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
+
+gameday: $(BIN)/.installed
+	rm -rf gameday-report
+	$(BIN)/nova gameday --quick --out gameday-report
 
 demo: $(BIN)/.installed
 	$(BIN)/nova demo
@@ -38,4 +42,4 @@ lock:
 	$(BIN)/uv pip compile --python-version 3.11 --extra dev --generate-hashes pyproject.toml -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .nova .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .nova gameday-report .mypy_cache .ruff_cache .pytest_cache

@@ -46,7 +46,10 @@ def postgres_database() -> Iterator[str]:
 
 @contextmanager
 def new_postgres_database() -> Iterator[str]:
-    """`postgres_database` for fixtures of wider scope."""
+    """`postgres_database` for fixtures of wider scope.
+
+    Each statement gets its own connection: a game day restarts the server in between.
+    """
     try:
         admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
@@ -56,9 +59,10 @@ def new_postgres_database() -> Iterator[str]:
     name = f"nova_test_{secrets.token_hex(6)}"
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-        finally:
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
