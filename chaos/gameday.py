@@ -20,8 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -47,6 +45,7 @@ from chaos.gameday_plan import (
     check_options,
 )
 from chaos.platform import find_platform
+from chaos.processes import OwnedProcess, free_ports
 from slo.scenario import STEP_SECONDS as SCENARIO_STEP_SECONDS
 from slo.scenario import Incident, Scenario, first_breach, write_scenario
 from slo.scraper import EmbeddedScraper, Row, combine
@@ -56,6 +55,7 @@ SERVICES = ("payments", "portfolio")
 STEP_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 20.0
+CHAOS_ROLLBACK_SECONDS = 60.0
 
 
 @dataclass
@@ -90,8 +90,8 @@ class GameDay:
             machine=_machine(),
             step_seconds=STEP_SECONDS,
         )
-        self._serve: subprocess.Popen[bytes] | None = None
-        self._chaos: subprocess.Popen[bytes] | None = None
+        self._serve: OwnedProcess | None = None
+        self._chaos: OwnedProcess | None = None
         self._scraper: EmbeddedScraper | None = None
         self._stack: Any = None  # chaos.monitoring.MonitoringStack when Prometheus runs
         self._prometheus_url = ""
@@ -167,7 +167,7 @@ class GameDay:
         return env
 
     def _start_serve(self) -> None:
-        ports = _free_ports(2)
+        ports = free_ports(2)
         command = [
             sys.executable, "-m", "nova", "serve", "--enable-faults",
             "--data-dir", str(self.options.data_dir),
@@ -176,18 +176,11 @@ class GameDay:
         ]  # fmt: skip
         if self.options.payments_db and self.options.portfolio_db:
             command += ["--payments-db", self.options.payments_db, "--portfolio-db", self.options.portfolio_db]
-        log = (self.options.out / "logs" / "serve.log").open("wb")
-        self._serve = subprocess.Popen(
-            command, env=self._environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        log.close()
+        self._serve = OwnedProcess("nova serve", command, self.options.out / "logs" / "serve.log", self._environment())
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            if self._serve.poll() is not None:
-                raise GameDayError(
-                    f"nova serve exited ({self._serve.returncode}): {_tail(self.options.out / 'logs' / 'serve.log')}"
-                )
+            if not self._serve.running:
+                raise GameDayError(f"nova serve exited ({self._serve.popen.returncode}): {self._serve.log_tail(3)}")
             if self._platform_ready():
                 return
             time.sleep(0.25)
@@ -211,7 +204,7 @@ class GameDay:
 
     def _stop_serve(self) -> None:
         if self._serve is not None:
-            _stop_process(self._serve, signal.SIGINT)
+            self._serve.stop(signal.SIGINT, STOP_TIMEOUT_SECONDS)
 
     def _start_monitoring(self) -> None:
         if not self.options.prometheus:
@@ -297,16 +290,11 @@ class GameDay:
             str(_chaos_binary()), "--log-file", str(journal.with_suffix(".log")),
             "run", "--journal-path", str(journal), str(EXPERIMENTS_DIR / f"{name}.json"),
         ]  # fmt: skip
-        with (self.options.out / "logs" / f"chaos-{name}.log").open("wb") as log:
-            self._chaos = subprocess.Popen(
-                command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
+        self._chaos = chaos = OwnedProcess("chaos run", command, self.options.out / "logs" / f"chaos-{name}.log", env)
         try:
-            chaos = self._chaos
-            self._wait(lambda: chaos.poll() is None, self._expected(name) + 300.0)
+            self._wait(lambda: chaos.running, self._expected(name) + 300.0)
         finally:
-            _stop_process(self._chaos, signal.SIGINT, timeout=60.0)  # Ctrl-C: chaos still rolls back
+            chaos.stop(signal.SIGINT, CHAOS_ROLLBACK_SECONDS)  # as Ctrl-C: chaos still runs its rollbacks
             self._chaos = None
 
     def _wait(self, running: Callable[[], bool], timeout: float) -> None:
@@ -343,7 +331,7 @@ class GameDay:
     def _leave_no_fault(self) -> None:
         """Whatever happened: no experiment still running, no load, no fault, the database back."""
         if self._chaos is not None:
-            _stop_process(self._chaos, signal.SIGINT, timeout=60.0)
+            self._chaos.stop(signal.SIGINT, CHAOS_ROLLBACK_SECONDS)
         data_dir = str(self.options.data_dir)
         for step in (actions.stop_background_load, actions.start_database, actions.clear_all_faults):
             # Nothing of that kind was left (no load file), or the platform is already gone.
@@ -450,33 +438,6 @@ def _chaos_binary() -> Path:
     return Path(found)
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _stop_process(
-    process: subprocess.Popen[bytes], first: signal.Signals, timeout: float = STOP_TIMEOUT_SECONDS
-) -> None:
-    """Stop a process this game day started, by its PID only: `first`, then SIGTERM, then SIGKILL."""
-    for sig, wait in ((first, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        if process.poll() is not None:
-            return
-        try:
-            process.send_signal(sig)
-            process.wait(wait)
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            return
-
-
 def _alive(pid: int) -> bool:
     try:
         finished, _ = os.waitpid(pid, os.WNOHANG)
@@ -487,13 +448,6 @@ def _alive(pid: int) -> bool:
             return False
         return True
     return finished == 0
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def _machine() -> str:

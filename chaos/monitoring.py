@@ -12,9 +12,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -23,7 +20,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,12 +28,12 @@ import numpy as np
 import yaml
 
 from chaos.errors import ChaosError
+from chaos.processes import OwnedProcess, free_ports
 from slo.errors import SourceError
 from slo.evaluator import firing_intervals
 from slo.prometheus import PrometheusAPI
 from slo.timeline import AlertInterval
 
-KILL_AFTER_SECONDS = 5.0
 RECEIVER_PATH = "/alerts"
 
 
@@ -136,56 +133,26 @@ class _Receiver:
         self._thread.join(timeout=5.0)
 
 
-class _OwnedProcess:
-    """A binary this stack started, in its own session, with its output in `folder/<name>.log`."""
+def _start(name: str, command: list[str], log_path: Path) -> OwnedProcess:
+    try:
+        return OwnedProcess(name, command, log_path)
+    except OSError as exc:
+        raise MonitoringError(f"cannot start {name} ({command[0]}): {exc.strerror or exc}") from None
 
-    def __init__(self, name: str, command: list[str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("wb")
-        try:
-            self.popen = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+
+def _wait_ready(process: OwnedProcess, url: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if not process.running:
+            raise MonitoringError(
+                f"{process.name} exited with code {process.popen.returncode} while starting: {process.log_tail()}"
             )
-        except OSError as exc:
-            self._log.close()
-            raise MonitoringError(f"cannot start {name} ({command[0]}): {exc.strerror or exc}") from None
-
-    def wait_ready(self, url: str, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                raise MonitoringError(
-                    f"{self.name} exited with code {self.popen.returncode} while starting: {self.log_tail()}"
-                )
-            try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise MonitoringError(f"{self.name} was not ready at {url} in time: {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        self._log.flush()
-        lines = self.log_path.read_text(errors="replace").strip().splitlines()
-        return lines[-1].strip() if lines else "(no output)"
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it outlives the grace period; only this PID."""
         try:
-            if self.popen.poll() is None:
-                self.popen.send_signal(signal.SIGTERM)
-                try:
-                    self.popen.wait(timeout=KILL_AFTER_SECONDS)
-                except subprocess.TimeoutExpired:
-                    self.popen.kill()
-                    self.popen.wait()
-        finally:
-            self._log.close()
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise MonitoringError(f"{process.name} was not ready at {url} in time: {process.log_tail()}")
 
 
 class MonitoringStack:
@@ -209,7 +176,7 @@ class MonitoringStack:
         self.evaluation_interval_seconds = evaluation_interval_seconds
         self.prometheus_url = ""
         self.alertmanager_url: str | None = None
-        self._processes: list[_OwnedProcess] = []
+        self._processes: list[OwnedProcess] = []
         self._receiver: _Receiver | None = None
 
     @property
@@ -307,7 +274,7 @@ class MonitoringStack:
         }
         config_path = self.folder / "alertmanager.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        port = _free_port()
+        port = free_ports()[0]
         command = [
             str(binary),
             f"--config.file={config_path}",
@@ -315,10 +282,10 @@ class MonitoringStack:
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",  # a lone instance: no gossip port, no peers
         ]
-        process = _OwnedProcess("alertmanager", command, self.folder / "alertmanager.log")
+        process = _start("alertmanager", command, self.folder / "alertmanager.log")
         self._processes.append(process)
         url = f"http://127.0.0.1:{port}"
-        process.wait_ready(f"{url}/-/ready", deadline)
+        _wait_ready(process, f"{url}/-/ready", deadline)
         self.alertmanager_url = url
 
     def _start_prometheus(self, binary: Path, deadline: float) -> None:
@@ -335,17 +302,17 @@ class MonitoringStack:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [target]}]}]}
         config_path = self.folder / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        port = _free_port()
+        port = free_ports()[0]
         command = [
             str(binary),
             f"--config.file={config_path}",
             f"--storage.tsdb.path={self.folder / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ]
-        process = _OwnedProcess("prometheus", command, self.folder / "prometheus.log")
+        process = _start("prometheus", command, self.folder / "prometheus.log")
         self._processes.append(process)
         url = f"http://127.0.0.1:{port}"
-        process.wait_ready(f"{url}/-/ready", deadline)
+        _wait_ready(process, f"{url}/-/ready", deadline)
         self.prometheus_url = url
 
 
@@ -367,13 +334,6 @@ def _duration(seconds: float) -> str:
         raise MonitoringError(f"intervals must be positive, got {seconds} s")
     milliseconds = round(seconds * 1000)
     return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
-
-
-def _free_port() -> int:
-    """A loopback port nothing listens on now (the kernel picks it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _timestamp(value: object) -> float | None:

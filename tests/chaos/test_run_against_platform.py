@@ -15,14 +15,16 @@ from chaos.actions import (
     inject_fault,
     kill_worker,
     start_background_load,
+    start_database,
     start_postgresql,
     stop_background_load,
+    stop_database,
     stop_postgresql,
 )
 from chaos.errors import DatabaseControlError, FaultAPIError, LoadError, PlatformError
 from chaos.journal import experiment_outcome
 from chaos.platform import find_platform
-from chaos.probes import background_load_verdict, ledger_verification, load_results, readiness
+from chaos.probes import background_load_verdict, ledger_verification, load_results, readiness, write_during_outage
 from tests.chaos.conftest import run_chaos
 from tests.nova.conftest import RunPlatform, worker_pids
 
@@ -147,6 +149,21 @@ def test_failed_before_still_completes_with_exit_0(tmp_path: Path) -> None:
 def test_no_platform_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PlatformError, match=r"serve\.json: no such file"):
         readiness(str(tmp_path))
+
+
+def test_an_embedded_database_outage_is_the_db_unavailable_fault_on_both_services(run_platform: RunPlatform) -> None:
+    with run_platform(workers=1, enable_faults=True) as platform:
+        data_dir = str(platform.options.data_dir)
+        stopped = stop_database(data_dir, ttl_seconds=30)
+        assert stopped["database"] == "sqlite"
+        assert active_faults(data_dir) == {"payments": ["db_unavailable"], "portfolio": ["db_unavailable"]}
+        answer = write_during_outage(data_dir)
+        assert answer["status"] == 503 and answer["retry_after"] and answer["code"] == "database_unavailable"
+        assert readiness(data_dir) is False
+        assert start_database(data_dir) == {"database": "sqlite", "cleared": ["payments", "portfolio"]}
+        assert active_faults(data_dir) == {"payments": [], "portfolio": []}
+        assert readiness(data_dir) is True
+        assert write_during_outage(data_dir)["status"] == 201  # the probe's write goes through once it is back
 
 
 def test_background_load_runs_and_is_judged(run_platform: RunPlatform) -> None:
