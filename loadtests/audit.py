@@ -5,9 +5,11 @@ true. In every Locust process that runs users, paying customers keep a `PaymentB
 
 * each account of a `PayingCustomer` with its sign-up deposit (acknowledged at the funding
   amount: the deposit's Idempotency-Key is fixed for the sign-up, so it lands once);
-* each payment, registered **in flight** before it is sent (from, to, amount, and the payer's
-  token, which stays in this process's memory: it is never written to a file, a log or a
-  message), then settled by its final answer after retries (`outcome_of`):
+* each payment, registered **in flight** before it is sent (its request body: from, to,
+  amount; the Idempotency-Key every attempt carries; and the payer's token, which stays in
+  this process's memory: it is never written to a file, a log or a message; nor is the key,
+  which is not a secret but has no place in `audit.json`), then settled by its final answer
+  after retries (`outcome_of`):
   - 201 with a payment id: **acknowledged**;
   - a definite refusal, a 4xx that the service decided (`insufficient_funds`, a replayed
     refusal): **refused**, no money moved. A 409 (`request_in_progress`) or a 429 after an
@@ -18,14 +20,29 @@ true. In every Locust process that runs users, paying customers keep a `PaymentB
     request): **unknown outcome** too.
 
 When the test stops and every user of the process has stopped, the process audits through
-the public API with its own HTTP client (so the audit's requests are not load samples):
+the public API with its own HTTP client (so the audit's requests are not load samples).
+
+First it **reconciles** every unknown outcome, as a client does with an order whose payment
+outcome it does not know (DESIGN.md: reconciled, never lost): `POST /v1/payments` again with
+the payment's Idempotency-Key, the same body and the payer's token. The API answers a payment
+it already made with its first answer (`Idempotent-Replayed: true`), makes one that never ran,
+and answers 409 `request_in_progress` to one still running. Each is sent up to
+`len(RECONCILE_PAUSES) + 1` times while the answer is no answer, a 5xx, a 409 or a 429
+(pausing 0.2, 0.5, 1 and 2 s, longer if Retry-After asks, up to 2 s), 8 at a time, and all of
+it within `RECONCILE_TIMEOUT_SECONDS` (15 s) even if the service stays down. A 201 with an
+id makes it **acknowledged** (`payments_reconciled`; `payments_reconciled_replayed` of them
+were replays, the others were made by the reconciliation itself), another 4xx **refused**,
+anything else leaves it unknown (`payments_unknown` counts those left). Unknown outcomes are
+kept for this up to `MAX_RECONCILED` per process; beyond that they stay unknown. Then it
+verifies, the reconciled payments counted as acknowledged (the lookups have
+`AUDIT_TIMEOUT_SECONDS` of their own):
 
 a. every acknowledged payment (up to `MAX_PAYMENT_LOOKUPS` per process; beyond that a uniform
    random sample, `payments_looked_up`, while (b) still covers all of them in aggregate):
    `GET /v1/payments/{id}` with the payer's token must be 200 with the same from_account,
    to_account and amount_minor; otherwise it is **lost**;
-b. every paying customer's account that no unknown-outcome payment touched (as payer or
-   payee): `GET /v1/accounts/{id}` with its owner's token, `balance_minor` must be
+b. every paying customer's account that no payment whose outcome is still unknown after the
+   reconciliation touched (as payer or payee): `GET /v1/accounts/{id}` with its owner's token, `balance_minor` must be
    `deposit - acknowledged outgoing + acknowledged incoming`. A difference is a payment lost
    or applied twice.
 
@@ -56,16 +73,33 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from loadtests.samples import CONNECTION_FAILED
-from loadtests.traffic import ACCOUNT, PAYMENT, RetryPolicy, new_trace_id, should_retry, trace_headers
+from loadtests.traffic import (
+    ACCOUNT,
+    PAY,
+    PAYMENT,
+    RetryPolicy,
+    new_trace_id,
+    retry_after_seconds,
+    should_retry,
+    trace_headers,
+)
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("nova.load")
 
 AUDIT_FILE = "audit.json"
 MAX_LOST_LISTED = 100
-AUDIT_TIMEOUT_SECONDS = 20.0  # the whole audit of one process; lookups not made by then count as failed
+AUDIT_TIMEOUT_SECONDS = 20.0  # the lookups of one process; those not made by then count as failed
+RECONCILE_TIMEOUT_SECONDS = 15.0  # the reconciliation of one process, before the lookups; then what is left is unknown
+RECONCILE_PAUSES = (0.2, 0.5, 1.0, 2.0)  # before each reconciliation attempt after the first
+MAX_RETRY_AFTER_SECONDS = 2.0
+# Unknown outcomes kept to reconcile, per process: a few per user at most in a run with an outage.
+MAX_RECONCILED = 2_000
 AUDIT_CONCURRENCY = 8
 # Acknowledged payments looked up one by one, per process: all of them up to this many (about 7 s
 # of lookups on a busy 2-CPU machine), a uniform random sample beyond (a soak run makes millions).
@@ -75,6 +109,21 @@ LOOKUP_TIMEOUT_SECONDS = 5.0
 # lookup(path, token) -> (HTTP status or CONNECTION_FAILED, the JSON object answered)
 Lookup = Callable[[str, str], tuple[int, dict[str, Any]]]
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
+
+
+class Reply(NamedTuple):
+    """The answer to one `POST /v1/payments` of the reconciliation."""
+
+    status: int  # or CONNECTION_FAILED
+    body: dict[str, Any]
+    replayed: bool = False  # `Idempotent-Replayed: true`: the payment had been made before
+    retry_after: str | None = None
+
+
+class Post(Protocol):
+    """Send one payment request: the payer's token, its Idempotency-Key and body, a trace, a timeout."""
+
+    def __call__(self, token: str, key: str, body: dict[str, Any], trace_id: str, timeout: float, /) -> Reply: ...
 
 
 class Outcome(StrEnum):
@@ -99,6 +148,8 @@ class PaymentRecord:
     to_account: str
     amount_minor: int
     token: str = field(repr=False)  # the payer's; memory only
+    key: str = field(repr=False)  # the Idempotency-Key it was sent with (memory only, as the body)
+    body: dict[str, Any] = field(repr=False)  # the request body it was sent with
     outcome: Outcome = Outcome.IN_FLIGHT
     payment_id: str | None = None
 
@@ -116,40 +167,79 @@ class PaymentBook:
     change counts, each account's net acknowledged movement, and the set of accounts an unknown
     outcome touched. Acknowledged payments are kept for lookup up to `lookups_kept`; beyond
     that a uniform random sample of them (reservoir sampling) is, and the balance check still
-    covers every one of them in aggregate.
+    covers every one of them in aggregate. Unknown outcomes are kept to be reconciled up to
+    `unknown_kept`; beyond that only the accounts they touched are.
     """
 
-    def __init__(self, lookups_kept: int = MAX_PAYMENT_LOOKUPS, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        lookups_kept: int = MAX_PAYMENT_LOOKUPS,
+        rng: random.Random | None = None,
+        unknown_kept: int = MAX_RECONCILED,
+    ) -> None:
         self.lookups_kept = lookups_kept
         self.rng = rng or random.Random()
+        self.unknown_kept = unknown_kept
         self.accounts: dict[str, AuditedAccount] = {}
         self.in_flight: set[PaymentRecord] = set()
         self.acknowledged = 0
         self.refused = 0
         self.unknown = 0
+        self.reconciled = 0  # unknown outcomes the reconciliation found acknowledged
+        self.reconciled_replayed = 0  # of them, those the API answered as replays (made before)
         self.moved: dict[str, int] = defaultdict(int)  # account -> acknowledged incoming - outgoing
-        self.touched: set[str] = set()  # accounts an unknown outcome moved money from or to
+        self.touched: set[str] = set()  # accounts an unknown outcome not kept moved money from or to
+        self.unresolved: list[PaymentRecord] = []  # unknown outcomes kept to be reconciled
         self.to_look_up: list[PaymentRecord] = []
 
     def open_account(self, account_id: str, token: str, funded_minor: int) -> None:
         """A paying customer's account, with its acknowledged sign-up deposit."""
         self.accounts[account_id] = AuditedAccount(token, funded_minor)
 
-    def sending(self, from_account: str, to_account: str, amount_minor: int, token: str) -> PaymentRecord:
-        """Register a payment before it is sent: in flight until `settle` is called."""
-        record = PaymentRecord(from_account, to_account, amount_minor, token)
+    def sending(self, token: str, key: str, body: dict[str, Any]) -> PaymentRecord:
+        """Register a payment (`POST /v1/payments` with this Idempotency-Key and body) before it is sent.
+
+        In flight until `settle` is called.
+        """
+        body = dict(body)
+        record = PaymentRecord(body["from_account"], body["to_account"], body["amount_minor"], token, key, body)
         self.in_flight.add(record)
         return record
 
     def settle(self, record: PaymentRecord, status: int, attempts: int, payment_id: str | None) -> None:
         """The payment's final answer, after retries."""
         self.in_flight.discard(record)
-        record.outcome = outcome_of(status, attempts, payment_id)
+        self._count(record, outcome_of(status, attempts, payment_id), payment_id)
+
+    def take_unresolved(self) -> list[PaymentRecord]:
+        """The payments to reconcile (those in flight and the unknown outcomes kept), out of the book's counts."""
+        records = [*self.in_flight, *self.unresolved]
+        self.unknown -= len(self.unresolved)
+        self.in_flight.clear()
+        self.unresolved.clear()
+        return records
+
+    def reconciled_by(self, record: PaymentRecord, reply: Reply) -> None:
+        """A payment taken by `take_unresolved`, settled by the reconciliation's last answer."""
+        payment_id = reply.body.get("id")
+        payment_id = payment_id if isinstance(payment_id, str) else None
+        # Never a first attempt: a 409 or 429 may hide the original still running.
+        outcome = outcome_of(reply.status, 2, payment_id)
+        self._count(record, outcome, payment_id)
+        if outcome == Outcome.ACKNOWLEDGED:
+            self.reconciled += 1
+            self.reconciled_replayed += int(reply.replayed)
+
+    def _count(self, record: PaymentRecord, outcome: Outcome, payment_id: str | None) -> None:
+        record.outcome = outcome
         if record.outcome == Outcome.REFUSED:
             self.refused += 1
         elif record.outcome == Outcome.UNKNOWN:
             self.unknown += 1
-            self.touched.update((record.from_account, record.to_account))
+            if len(self.unresolved) < self.unknown_kept:
+                self.unresolved.append(record)
+            else:
+                self.touched.update((record.from_account, record.to_account))
         else:
             record.payment_id = payment_id
             self.acknowledged += 1
@@ -181,15 +271,20 @@ class AuditPlan:
     unknown: int
     refused: int
     accounts_skipped: int
+    reconciled: int = 0
+    reconciled_replayed: int = 0
 
 
 def plan_audit(book: PaymentBook) -> AuditPlan:
     """The acknowledged payments to find, and the expected balance of every account no unknown outcome touched.
 
-    Payments still in flight (their user was stopped mid-request) are unknown outcomes.
+    Unknown outcomes, and payments still in flight (their user was stopped mid-request), touch
+    the accounts they name.
     """
     touched = book.touched | {
-        account for record in book.in_flight for account in (record.from_account, record.to_account)
+        account
+        for record in (*book.in_flight, *book.unresolved)
+        for account in (record.from_account, record.to_account)
     }
     checks = [
         BalanceCheck(account_id, account.token, account.funded_minor + book.moved.get(account_id, 0))
@@ -203,7 +298,60 @@ def plan_audit(book: PaymentBook) -> AuditPlan:
         book.unknown + len(book.in_flight),
         book.refused,
         len(book.accounts) - len(checks),
+        book.reconciled,
+        book.reconciled_replayed,
     )
+
+
+def indefinite(status: int) -> bool:
+    """An answer that says nothing yet about a payment: none, a 5xx, a 409 (still running) or a 429."""
+    return should_retry(status) or status in (409, 429)
+
+
+def replay_payment(
+    record: PaymentRecord, post: Post, deadline: float, sleep: Callable[[float], None] = time.sleep
+) -> Reply:
+    """The payment sent again as it was first sent, until a definite answer, the last attempt or `deadline`.
+
+    One trace for all the attempts; a pause that would end past `deadline` is not taken, and no
+    request waits past it. No attempt made: `CONNECTION_FAILED`.
+    """
+    trace_id = new_trace_id()
+    reply = Reply(CONNECTION_FAILED, {})
+    for pause in (0.0, *RECONCILE_PAUSES):
+        if pause:
+            asked = retry_after_seconds(reply.retry_after)
+            pause = max(pause, min(asked, MAX_RETRY_AFTER_SECONDS)) if asked is not None else pause
+            if time.monotonic() + pause >= deadline:
+                break
+            sleep(pause)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        reply = post(record.token, record.key, record.body, trace_id, min(LOOKUP_TIMEOUT_SECONDS, remaining))
+        if not indefinite(reply.status):
+            break
+    return reply
+
+
+def reconcile(
+    book: PaymentBook,
+    post: Post,
+    mapper: Mapper = map,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout: float = RECONCILE_TIMEOUT_SECONDS,
+) -> None:
+    """Send every unknown outcome (and payment left in flight) again through `post`; settle each by its answer.
+
+    See the module docstring. The book's counts then say what the reconciliation found.
+    """
+    deadline = time.monotonic() + timeout
+
+    def replay(record: PaymentRecord) -> tuple[PaymentRecord, Reply]:
+        return record, replay_payment(record, post, deadline, sleep)
+
+    for record, reply in list(mapper(replay, book.take_unresolved())):
+        book.reconciled_by(record, reply)
 
 
 class _Found(NamedTuple):
@@ -217,6 +365,7 @@ def audit(book: PaymentBook, lookup: Lookup, mapper: Mapper = map) -> dict[str, 
     """Audit the book through `lookup`; the process's audit document (`audit.json`'s shape).
 
     `mapper` runs the lookups (`map` in order; a gevent pool's `imap_unordered` concurrently).
+    Unknown outcomes are reconciled (`reconcile`) before, if they are to be.
     """
     plan = plan_audit(book)
 
@@ -252,6 +401,8 @@ def audit(book: PaymentBook, lookup: Lookup, mapper: Mapper = map) -> dict[str, 
             "payments_looked_up": len(plan.to_look_up),
             "payments_confirmed": sum(1 for item in found if item.kind == "confirmed"),
             "payments_unknown": plan.unknown,
+            "payments_reconciled": plan.reconciled,
+            "payments_reconciled_replayed": plan.reconciled_replayed,
             "payments_refused": plan.refused,
             "payments_lost": len(lost),
             "lost": lost[:MAX_LOST_LISTED],
@@ -270,6 +421,8 @@ COUNTS = (
     "payments_looked_up",
     "payments_confirmed",
     "payments_unknown",
+    "payments_reconciled",
+    "payments_reconciled_replayed",
     "payments_refused",
     "payments_lost",
     "accounts_checked",
@@ -306,6 +459,8 @@ AUDIT_KEYS = (
     "payments_looked_up",
     "payments_confirmed",
     "payments_unknown",
+    "payments_reconciled",
+    "payments_reconciled_replayed",
     "payments_refused",
     "payments_lost",
     "lost",
@@ -355,7 +510,10 @@ def breach(document: dict[str, Any] | None) -> str | None:
 
 
 def summary_line(document: dict[str, Any]) -> str:
-    """`audit: 812 acknowledged payments all found; 40 accounts balance; 0 unknown, 3 refused`."""
+    """`audit: 812 acknowledged payments all found; 40 accounts balance (0 skipped); 2 unknown outcome, 3 refused`.
+
+    Followed by `, 13 unknown outcomes reconciled (9 replayed)` when the reconciliation settled some.
+    """
     acknowledged = document.get("payments_acknowledged", 0)
     looked_up = document.get("payments_looked_up", acknowledged)
     confirmed = document.get("payments_confirmed", 0)
@@ -369,53 +527,78 @@ def summary_line(document: dict[str, Any]) -> str:
     wrong = len(document.get("balance_mismatches", ()))
     balances = f"{checked} accounts balance" if not wrong else f"{wrong} of {checked} account balances wrong"
     skipped = document.get("accounts_skipped", 0)
+    reconciled = document.get("payments_reconciled", 0)
+    replayed = document.get("payments_reconciled_replayed", 0)
     return (
         f"audit: {found}; {balances} ({skipped} skipped); "
         f"{document.get('payments_unknown', 0)} unknown outcome, {document.get('payments_refused', 0)} refused"
+        + (f", {reconciled} unknown outcomes reconciled ({replayed} replayed)" if reconciled else "")
     )
 
 
-def run_audit(book: PaymentBook, payments_url: str, timeout: float = AUDIT_TIMEOUT_SECONDS) -> dict[str, Any]:
-    """Audit `book` against the payments service at `payments_url`, in a gevent-patched Locust process.
+def run_audit(
+    book: PaymentBook,
+    payments_url: str,
+    timeout: float = AUDIT_TIMEOUT_SECONDS,
+    reconcile_timeout: float = RECONCILE_TIMEOUT_SECONDS,
+    transport: httpx.BaseTransport | None = None,
+) -> dict[str, Any]:
+    """Reconcile then audit `book` against the payments service at `payments_url`, in a gevent-patched Locust process.
 
     Its own httpx clients (not Locust's, so nothing here is a load sample): `AUDIT_CONCURRENCY`
-    greenlets, each lookup borrowing one of as many single-connection clients (one shared pool
+    greenlets, each request borrowing one of as many single-connection clients (one shared pool
     costs twice the CPU under gevent, and the audit shares the machine with the services).
-    Lookups are retried on no answer or a 5xx; those not made within `timeout` count as failed.
-    Like every load-test request they are traced and marked synthetic (`traffic.trace_headers`;
-    the attempts of one lookup share a trace), so the services never count them as customers'.
-    Tokens go only into the Authorization header of these requests.
+    The reconciliation takes at most `reconcile_timeout`; then the lookups, retried on no answer
+    or a 5xx, have `timeout`: those not made by then count as failed. Like every load-test
+    request they are traced and marked synthetic (`traffic.trace_headers`; the attempts of one
+    lookup or one reconciled payment share a trace), so the services never count them as
+    customers'. Tokens go only into the Authorization header of these requests, Idempotency-Keys
+    only into their Idempotency-Key header. `transport` replaces the network (tests).
     """
     import gevent.pool  # type: ignore[import-untyped]  # only ever in a Locust process
     import gevent.queue  # type: ignore[import-untyped]
     import httpx
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
-    deadline = time.monotonic() + timeout
     retry = RetryPolicy()
     clients = [
         httpx.Client(
             base_url=payments_url.rstrip("/"),
             timeout=LOOKUP_TIMEOUT_SECONDS,
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            transport=transport,
         )
         for _ in range(AUDIT_CONCURRENCY)
     ]
     idle = gevent.queue.Queue(items=clients)
 
-    def get(path: str, token: str, trace_id: str) -> tuple[int, dict[str, Any], str | None]:
+    def send(
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: dict[str, Any] | None = None,
+        seconds: float = LOOKUP_TIMEOUT_SECONDS,
+    ) -> tuple[int, dict[str, Any], httpx.Headers]:
         client = idle.get()
         try:
-            response = client.get(path, headers={"Authorization": f"Bearer {token}", **trace_headers(trace_id)})
+            response = client.request(method, path, headers=headers, json=body, timeout=seconds)
         except httpx.HTTPError:
-            return CONNECTION_FAILED, {}, None
+            return CONNECTION_FAILED, {}, httpx.Headers()
         finally:
             idle.put(client)
         try:
             decoded = response.json()
         except ValueError:
             decoded = {}
-        return response.status_code, decoded if isinstance(decoded, dict) else {}, response.headers.get("Retry-After")
+        return response.status_code, decoded if isinstance(decoded, dict) else {}, response.headers
+
+    def post(token: str, key: str, body: dict[str, Any], trace_id: str, seconds: float) -> Reply:
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key, **trace_headers(trace_id)}
+        status, answer, answered = send(PAY.method, PAY.path(), headers, body, seconds)
+        replayed = answered.get("Idempotent-Replayed", "").lower() == "true"
+        return Reply(status, answer, replayed, answered.get("Retry-After"))
+
+    deadline = 0.0  # set once the reconciliation is over
 
     def lookup(path: str, token: str) -> tuple[int, dict[str, Any]]:
         status: int = CONNECTION_FAILED
@@ -424,14 +607,18 @@ def run_audit(book: PaymentBook, payments_url: str, timeout: float = AUDIT_TIMEO
         for attempt in retry.attempts():
             if time.monotonic() > deadline:
                 break
-            status, body, retry_after = get(path, token, trace_id)
+            headers = {"Authorization": f"Bearer {token}", **trace_headers(trace_id)}
+            status, body, answered = send("GET", path, headers)
             if not should_retry(status) or attempt > retry.retries:
                 break
-            time.sleep(retry.pause(attempt, retry_after))
+            time.sleep(retry.pause(attempt, answered.get("Retry-After")))
         return status, body
 
     try:
-        return audit(book, lookup, gevent.pool.Pool(AUDIT_CONCURRENCY).imap_unordered)
+        pool = gevent.pool.Pool(AUDIT_CONCURRENCY)
+        reconcile(book, post, pool.imap_unordered, timeout=reconcile_timeout)
+        deadline = time.monotonic() + timeout
+        return audit(book, lookup, pool.imap_unordered)
     finally:
         for client in clients:
             client.close()

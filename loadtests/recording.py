@@ -67,7 +67,7 @@ FLUSH_REQUEST = "nova_flush_samples"
 FINAL_SAMPLES = "nova_final_samples"
 AUDIT_MESSAGE = "nova_audit"
 AUDIT_KEY = "audit"
-AUDIT_WAIT_SECONDS = payment_audit.AUDIT_TIMEOUT_SECONDS + 10.0
+AUDIT_WAIT_SECONDS = payment_audit.RECONCILE_TIMEOUT_SECONDS + payment_audit.AUDIT_TIMEOUT_SECONDS + 10.0
 
 
 def attach(environment: Environment, results: Path, services: dict[str, str]) -> None:

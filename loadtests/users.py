@@ -13,8 +13,10 @@ worker holding the pooled keep-alive connection was killed, say); a read answere
 a failure to report, not to hide. One FastHttpSession serves both services: portfolio calls go
 to absolute URLs, which geventhttpclient pools per host.
 
-Paying customers keep this process's `loadtests.audit.BOOK`: their accounts and every payment,
-in flight before it is sent and settled by its final answer, for the audit at the end of the run.
+Paying customers keep this process's `loadtests.audit.BOOK`: their accounts and every payment
+(its body, its Idempotency-Key, the payer's token: memory only), in flight before it is sent and
+settled by its final answer, for the audit at the end of the run, which reconciles the payments
+whose outcome is unknown by sending them again with the same key and body.
 """
 
 from __future__ import annotations
@@ -190,15 +192,19 @@ class Customer:
         self.token = token
         self.account_id = account_id
 
-    def pay(self, to_account: str, amount_minor: int, reference: str) -> Answer:
-        body = {
+    def payment_request(self, to_account: str, amount_minor: int, reference: str) -> dict[str, Any]:
+        """The body of a payment from this customer's account."""
+        return {
             "from_account": self.account_id,
             "to_account": to_account,
             "amount_minor": amount_minor,
             "currency": CURRENCY,
             "reference": reference,
         }
-        return self.api.write(PAY, self.token, body)
+
+    def pay(self, body: dict[str, Any], key: str) -> Answer:
+        """`POST /v1/payments` with `body` (`payment_request`), every attempt with Idempotency-Key `key`."""
+        return self.api.write(PAY, self.token, body, key)
 
     def balance(self) -> Answer:
         return self.api.read(ACCOUNT, self.token, id=self.account_id)
@@ -313,10 +319,13 @@ class PayingCustomer(NovaUser):
         if payee is None:  # the first customer of this process has nobody to pay yet
             self.check_balance()
             return
-        amount = random.randint(100, 5_000)
-        # In flight until the final answer: a user stopped mid-request leaves it so (an unknown outcome).
-        record = BOOK.sending(self.customer.account_id, payee, amount, self.customer.token)
-        answer = self.customer.pay(payee, amount, random.choice(REFERENCES))
+        body = self.customer.payment_request(payee, random.randint(100, 5_000), random.choice(REFERENCES))
+        # The key is made here, not by `write`, so that the book holds the very key sent: the audit
+        # sends an unknown outcome again with it. In flight until the final answer: a user stopped
+        # mid-request leaves it so (an unknown outcome).
+        key = str(uuid.uuid4())
+        record = BOOK.sending(self.customer.token, key, body)
+        answer = self.customer.pay(body, key)
         BOOK.settle(record, answer.status, answer.attempts, answer.text("id"))
         self.last_payment = answer.text("id") if answer.created else self.last_payment
 

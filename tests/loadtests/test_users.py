@@ -246,3 +246,48 @@ def test_a_read_gives_up_after_the_policys_retries(reads: dict[str, Any]) -> Non
     read = reads["never_answers"]
     assert (read["status"], read["attempts"]) == (CONNECTION_FAILED, 4)
     assert [call[3] for call in read["calls"]] == [1, 2, 3, 4]
+
+
+_PAY_SCRIPT = """
+import json
+from types import SimpleNamespace
+from loadtests.audit import BOOK
+from loadtests.traffic import RetryPolicy
+from loadtests.users import PAYEES, ApiSession, Customer, PayingCustomer
+
+class Response:
+    def __init__(self, status):
+        self.status_code, self.headers, self.content = status, {}, b""
+        self.error = None if status else ConnectionResetError()
+    def json(self): return {}
+    def failure(self, _message): pass
+    def success(self): pass
+    def __enter__(self): return self
+    def __exit__(self, *_exc): return False
+
+class Client:
+    def __init__(self, statuses):
+        self.statuses, self.calls = iter(statuses), []
+    def request(self, method, url, name, headers, json, catch_response, context):
+        self.calls.append({"url": url, "key": headers["Idempotency-Key"], "body": json})
+        return Response(next(self.statuses))
+
+client = Client([503, 0, 0, 0])  # no definite answer: an unknown outcome
+api = ApiSession(client, "http://portfolio", RetryPolicy(first_backoff=0.001))
+PAYEES.add("acc_payee")
+user = SimpleNamespace(customer=Customer(api, "tok-payer", "acc_payer"), last_payment=None)
+PayingCustomer.pay_someone(user)
+(record,) = BOOK.unresolved
+print(json.dumps({"calls": client.calls, "key": record.key, "body": record.body, "unknown": BOOK.unknown}))
+"""
+
+
+def test_a_payment_is_recorded_with_the_idempotency_key_and_body_every_attempt_was_sent_with() -> None:
+    # In a subprocess: importing Locust would patch this test process with gevent.
+    result = subprocess.run([sys.executable, "-c", _PAY_SCRIPT], capture_output=True, text=True, timeout=60, check=True)
+    found = json.loads(result.stdout)
+
+    assert found["unknown"] == 1 and len(found["calls"]) == 4
+    assert {call["url"] for call in found["calls"]} == {"/v1/payments"}
+    assert all(call["key"] == found["key"] and call["body"] == found["body"] for call in found["calls"])
+    assert found["body"]["from_account"] == "acc_payer" and found["body"]["to_account"] == "acc_payee"

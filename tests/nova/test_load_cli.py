@@ -135,6 +135,9 @@ def test_a_run_audits_every_acknowledged_payment_and_the_payers_balances(
     assert audit["payments_acknowledged"] > 0
     assert audit["payments_confirmed"] == audit["payments_acknowledged"]
     assert audit["accounts_checked"] + audit["accounts_skipped"] == 10  # every paying customer's account
+    # Payments still in flight when the users stopped are reconciled against the healthy service.
+    assert (audit["payments_unknown"], audit["accounts_skipped"]) == (0, 0)
+    assert 0 <= audit["payments_reconciled_replayed"] <= audit["payments_reconciled"]
     assert audit["processes"] == 1
     document = json.loads((out / "summary.json").read_text())
     assert document["audit"] == audit
