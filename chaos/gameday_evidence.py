@@ -366,7 +366,8 @@ def _audit_check(load: LoadFigures | None) -> Check:
     detail = (
         f"{confirmed} of {acknowledged} acknowledged payments found, {len(audit.get('lost') or [])} lost; "
         f"{audit.get('accounts_checked', 0)} balances checked, {mismatches} wrong; "
-        f"{audit.get('payments_unknown', 0)} outcomes unknown"
+        f"{audit.get('payments_reconciled', 0)} unknown outcomes reconciled by replaying their key, "
+        f"{audit.get('payments_unknown', 0)} still unknown"
     )
     return Check(name, ok, detail)
 
