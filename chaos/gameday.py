@@ -10,7 +10,7 @@ Phases: a baseline under market-open load, then each experiment through the real
 embedded scraper reads the services' `/metrics` every `STEP_SECONDS` into `<data-dir>/embedded-metrics/`
 (what the probes read when there is no Prometheus, and what the report plots). At the end:
 alerts from Prometheus (`ALERTS`) and Alertmanager's deliveries, or from the SLO evaluator over
-the scraped rows; per phase figures and checks (`chaos.gameday_checks`); the metrics scenario
+the scraped rows; per phase figures and checks (`chaos.gameday_evidence`); the metrics scenario
 with one incident per fault window; the report.
 """
 
@@ -35,6 +35,7 @@ import numpy as np
 
 from chaos import actions, live_metrics, probes
 from chaos.errors import ChaosError
+from chaos.gameday_evidence import Evidence, embedded_alerts, phase_results
 from chaos.gameday_model import BASELINE, GameDayResult, PhaseResult, SeriesPoint, Window
 from chaos.gameday_plan import (
     DB_OUTAGE,
@@ -44,6 +45,7 @@ from chaos.gameday_plan import (
     GameDayOptions,
     check_options,
 )
+from chaos.monitoring import MonitoringStack, find_binaries
 from chaos.platform import find_platform
 from chaos.processes import OwnedProcess, free_ports
 from slo.scenario import STEP_SECONDS as SCENARIO_STEP_SECONDS
@@ -93,7 +95,7 @@ class GameDay:
         self._serve: OwnedProcess | None = None
         self._chaos: OwnedProcess | None = None
         self._scraper: EmbeddedScraper | None = None
-        self._stack: Any = None  # chaos.monitoring.MonitoringStack when Prometheus runs
+        self._stack: MonitoringStack | None = None
         self._prometheus_url = ""
         self._windows: dict[str, Window] = {}
         self._journals: dict[str, Path] = {}
@@ -118,11 +120,14 @@ class GameDay:
                 cleanup.callback(self._stop_monitoring)
                 self._start_monitoring()
                 cleanup.callback(self._leave_no_fault)
-                with self._scraping():
-                    self._phase(1, BASELINE, self._baseline)
-                    for index, name in enumerate(self.options.chosen, start=2):
-                        self._phase(index, name, partial(self._experiment, name))
-                self._collect()
+                try:
+                    with self._scraping():
+                        self._phase(1, BASELINE, self._baseline)
+                        for index, name in enumerate(self.options.chosen, start=2):
+                            self._phase(index, name, partial(self._experiment, name))
+                finally:
+                    # Interrupted or failed, the phases that ran are still evidence worth keeping.
+                    self._collect_evidence()
         except KeyboardInterrupt:
             self.result.interrupted = True
         except (ChaosError, OSError, httpx.HTTPError) as exc:
@@ -209,8 +214,6 @@ class GameDay:
     def _start_monitoring(self) -> None:
         if not self.options.prometheus:
             return
-        from chaos.monitoring import MonitoringStack, find_binaries
-
         binaries = find_binaries()
         if binaries.prometheus is None:
             return
@@ -340,9 +343,13 @@ class GameDay:
 
     # -- evidence ------------------------------------------------------------------------------
 
-    def _collect(self) -> None:
-        from chaos.gameday_evidence import Evidence, embedded_alerts, phase_results
+    def _collect_evidence(self) -> None:
+        try:
+            self._collect()
+        except (ChaosError, OSError, httpx.HTTPError) as exc:
+            self.result.error = self.result.error or f"the evidence could not be collected: {exc}"
 
+    def _collect(self) -> None:
         end = time.time()
         if self._stack is not None:
             alerts = self._stack.alert_intervals(self.result.started, end)

@@ -28,6 +28,10 @@ DB_OUTAGE = "db-outage"
 DB_OUTAGE_SECONDS = 10  # the issue's outage, quick or full
 
 
+# The method's own steps (probes, the pauses between worker kills) run a little past the timings.
+METHOD_SLACK_SECONDS = 4
+
+
 class GameDayError(ChaosError):
     """The game day could not be run (bad input, a process that would not start)."""
 
@@ -43,8 +47,7 @@ class Timing:
     load_users: int
 
     def load_seconds(self, fault: int) -> int:
-        # The method's own steps (probes, the kills' pauses) take a few seconds more.
-        return self.warmup + fault + self.recovery + 12
+        return self.warmup + fault + self.recovery + METHOD_SLACK_SECONDS
 
 
 QUICK = Timing(baseline=20, warmup=8, fault=15, recovery=8, load_users=30)
