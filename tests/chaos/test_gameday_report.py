@@ -13,7 +13,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -34,10 +33,10 @@ from chaos.gameday_model import (
 )
 from chaos.gameday_plots import GAMEDAY_PLOT_KINDS
 from chaos.gameday_report import GameDayReportFiles, sanitize, write_report
+from tests.browser import chromium, run_chromium
 
 T0 = 1_767_261_600.0  # 2026-01-01 10:00:00 UTC
 STEP = 5.0
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FAILED_CHECK = "payments availability after retries >= 99.99%"
 
 
@@ -397,41 +396,15 @@ def test_game_day_with_no_phase_and_no_alert_renders_notes(result: GameDayResult
 # --- in a real browser ----------------------------------------------------------------------------
 
 
-def _chromium() -> str:
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"chromium not found at {CHROMIUM}; CI must render the report in a browser")
-    pytest.skip(f"chromium not found at {CHROMIUM}")
-
-
-def _run_chromium(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-    )
-
-
 def test_report_renders_its_plots_in_headless_chromium(report: GameDayReportFiles, tmp_path: Path) -> None:
     """Set NOVA_GAMEDAY_SCREENSHOT to a path to keep the screenshot for a human to look at."""
-    chromium = _chromium()
+    browser = chromium()
     url = report.html.resolve().as_uri()
-    dom = _run_chromium(chromium, tmp_path / "profile", "--dump-dom", url).stdout
+    dom = run_chromium(browser, tmp_path / "profile", "--dump-dom", url).stdout
     assert _figures(dom).with_svg == list(GAMEDAY_PLOT_KINDS)
     assert dom.count("<path") > 100
     screenshot = tmp_path / "report.png"
-    _run_chromium(chromium, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,5200", url)
+    run_chromium(browser, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,5200", url)
     assert screenshot.stat().st_size > 50_000
     if target := os.environ.get("NOVA_GAMEDAY_SCREENSHOT"):
         Path(target).parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -26,6 +25,7 @@ from slo.errors import SourceError
 from slo.plots import MAX_POINTS, PLOT_KINDS, downsample
 from slo.report import ReportFiles, write_report
 from slo.timeline import AlertInterval, Series, SLOTimeline, Threshold
+from tests.browser import chromium, run_chromium
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 T0 = 1_767_225_600  # 2026-01-01 00:00 UTC
@@ -37,7 +37,6 @@ THRESHOLDS = [
     Threshold("ticket", "6h", "3d", 1.0),
 ]
 GENERATED_AT = datetime(2026, 1, 3, 9, 30, tzinfo=UTC)
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def _trailing_mean(values: Series, rows: int, *, partial: bool) -> Series:
@@ -414,36 +413,10 @@ def test_downsampling_keeps_every_peak_within_the_point_budget() -> None:
 # --- in a real browser ------------------------------------------------------------------------------
 
 
-def _chromium() -> str:
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"chromium not found at {CHROMIUM}; CI must render the report in a browser")
-    pytest.skip(f"chromium not found at {CHROMIUM}")
-
-
-def _run_chromium(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-    )
-
-
 def test_report_renders_in_headless_chromium(report: ReportFiles, timelines: list[SLOTimeline], tmp_path: Path) -> None:
-    chromium = _chromium()
+    browser = chromium()
     url = report.html.resolve().as_uri()
-    dom = _run_chromium(chromium, tmp_path / "profile", "--dump-dom", url).stdout
+    dom = run_chromium(browser, tmp_path / "profile", "--dump-dom", url).stdout
     figures = _figures(dom)
     assert sorted((f.slo, f.kind) for f in figures) == sorted((t.sloth_id, k) for t in timelines for k in PLOT_KINDS)
     text_fallbacks = {("portfolio-orders", "latency"), ("portfolio-orders", "alerts")}
@@ -454,7 +427,7 @@ def test_report_renders_in_headless_chromium(report: ReportFiles, timelines: lis
             assert figure.has_svg and figure.drawn_paths >= 3, figure
 
     screenshot = tmp_path / "report.png"
-    _run_chromium(chromium, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,6000", url)
+    run_chromium(browser, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,6000", url)
     assert screenshot.stat().st_size > 50_000
     pixels = matplotlib.image.imread(screenshot)[::4, ::4, :3]
     colours = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)
