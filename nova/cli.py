@@ -15,6 +15,7 @@ from typer._click.exceptions import UsageError
 from core_services.settings import DEFAULT_DATA_DIR, SettingsError, database_url
 from nova.gameday_cli import gameday
 from nova.load_cli import load
+from nova.pager_cli import pager_app
 from nova.output import console, err, fail
 from nova.serve import Platform, ServeError, ServeOptions
 from nova.slo_cli import slo_app
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 
 app.add_typer(slo_app, name="slo")
+app.add_typer(pager_app, name="pager")
 app.command(name="load")(load)
 app.command(name="gameday")(gameday)
 
