@@ -31,7 +31,7 @@ from chaos.errors import ChaosError
 from chaos.processes import OwnedProcess, free_ports
 from slo.errors import SourceError
 from slo.evaluator import firing_intervals
-from slo.prometheus import PrometheusAPI
+from slo.prometheus_api import PrometheusAPI
 from slo.timeline import AlertInterval
 
 RECEIVER_PATH = "/alerts"

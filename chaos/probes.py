@@ -26,7 +26,7 @@ from chaos.live_metrics import WindowTotals, metrics_file, window_totals
 from chaos.platform import HTTP_TIMEOUT, find_platform
 from slo.durations import parse_duration
 from slo.errors import SourceError
-from slo.prometheus import PrometheusAPI
+from slo.prometheus_api import PrometheusAPI
 from slo.rules import ratio_expr
 from slo.spec import SLO, SUITE_SPECS, load_specs
 

@@ -10,15 +10,11 @@ from typing import Annotated
 
 import typer
 
-from alerts.pager.dedup import PageLedger
 from alerts.pager.delivery import Destination, PagerDutyDestination, check_http_url, parse_destination
 from alerts.pager.errors import PagerError
-from alerts.pager.page import PageSources
 from alerts.pager.pagerduty import DEFAULT_URL
-from alerts.pager.receiver import Pager, PagerServer
 from core_services.settings import DEFAULT_DATA_DIR
 from nova.output import err, fail
-from slo.prometheus import PrometheusAPI
 
 pager_app = typer.Typer(
     help="The on-call pager: Alertmanager webhooks in, one page per alert group out.", no_args_is_help=True
@@ -69,6 +65,12 @@ def serve(
         raise fail(f"--traces {traces}: not a folder")
     if not runbook_root.is_dir():
         raise fail(f"--runbook-root {runbook_root}: not a folder")
+    # Rendering pulls in the SLO engine (numpy and all): only when the pager runs, not for `nova --help`.
+    from alerts.pager.dedup import PageLedger
+    from alerts.pager.page import PageSources
+    from alerts.pager.receiver import Pager, PagerServer
+    from slo.prometheus_api import PrometheusAPI
+
     state_path = state or data_dir / "pager-state.json"
     try:
         ledger = PageLedger(state_path)

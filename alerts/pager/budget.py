@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from slo.errors import SourceError
-from slo.prometheus import PrometheusAPI
+from slo.prometheus_api import PrometheusAPI
 
 SECONDS_PER_DAY = 86400.0
 

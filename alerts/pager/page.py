@@ -16,7 +16,7 @@ from alerts.pager.spans import SpanReport, span_report
 from alerts.pager.subject import Subject, subject_of
 from alerts.pager.webhook import Alert, Notification
 from slo.errors import SourceError
-from slo.prometheus import PrometheusAPI
+from slo.prometheus_api import PrometheusAPI
 
 SPAN_LOOKBACK = timedelta(minutes=15)
 # Batches reach the trace file a few seconds after their spans end; the spans of the

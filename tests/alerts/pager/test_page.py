@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.trace import SpanKind
 
 from alerts.pager.page import PageSources, build_page, format_duration, page_json, render_text
-from slo.prometheus import PrometheusAPI
+from slo.prometheus_api import PrometheusAPI
 from tests.alerts.pager.conftest import LoopbackServer, notification, write_traces
 
 STARTS_AT = notification("availability-page-firing").alerts[0].starts_at
