@@ -25,6 +25,7 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 
 test: lint
+	$(BIN)/nova runbooks check
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed

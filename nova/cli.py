@@ -15,8 +15,9 @@ from typer._click.exceptions import UsageError
 from core_services.settings import DEFAULT_DATA_DIR, SettingsError, database_url
 from nova.gameday_cli import gameday
 from nova.load_cli import load
-from nova.pager_cli import pager_app
 from nova.output import console, err, fail
+from nova.pager_cli import pager_app
+from nova.runbooks_cli import runbooks_app
 from nova.serve import Platform, ServeError, ServeOptions
 from nova.slo_cli import slo_app
 
@@ -29,6 +30,7 @@ app = typer.Typer(
 
 app.add_typer(slo_app, name="slo")
 app.add_typer(pager_app, name="pager")
+app.add_typer(runbooks_app, name="runbooks")
 app.command(name="load")(load)
 app.command(name="gameday")(gameday)
 

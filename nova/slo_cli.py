@@ -20,7 +20,8 @@ from nova.output import console, fail
 from slo.dashboard import write_dashboards
 from slo.durations import parse_duration
 from slo.errors import SLOError
-from slo.prometheus import PrometheusAPI, prometheus_timelines
+from slo.prometheus import prometheus_timelines
+from slo.prometheus_api import PrometheusAPI
 from slo.rules import (
     DEFAULT_MIN_BAD_EVENTS,
     DEFAULT_RUNBOOK_BASE,

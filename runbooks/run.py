@@ -1,0 +1,255 @@
+"""`nova runbooks run ALERT`: the runbook's diagnostic steps, run in order against the live platform.
+
+- `promql` steps are instant queries against Prometheus (`--prometheus`, `NOVA_PROMETHEUS_URL`).
+  Without Prometheus a step that declares `embedded="<measure> <service>"` is answered by the
+  embedded scraper from one read of the service's `/metrics` (counters since its processes
+  started, so a ratio is over the service's life, not the query's window); any other PromQL step
+  is reported as needing Prometheus.
+- `nova-check` steps ask the platform found through `<data-dir>/serve.json`, as an operator would:
+  `readyz` (each service's `/readyz`), `ledger` (`GET /v1/ledger/verify`), `faults` (the admin
+  fault API's active faults).
+
+A result is `ok`, `attention` (it ran and shows trouble: not ready, unbalanced, a fault on, a
+service down), `skipped` (needs Prometheus) or `error` (the step could not run).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chaos.actions import active_faults
+from chaos.errors import ChaosError
+from chaos.platform import HTTP_TIMEOUT, RunningPlatform, find_platform
+from chaos.probes import ledger_verification
+from runbooks.check import runbook_files
+from runbooks.document import NOVA_CHECK, Runbook, Step, read_runbook
+from runbooks.errors import UnknownAlertError
+from slo.errors import SourceError
+from slo.prometheus_api import PrometheusAPI
+from slo.scraper import QUANTILE, Totals, histogram_quantile, parse_totals, pool_share
+
+OK, ATTENTION, SKIPPED, ERROR = "ok", "attention", "skipped", "error"
+MAX_SERIES_SHOWN = 12
+SEVERITY_ORDER = ("page", "ticket")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: Step
+    status: str
+    source: str  # where the answer came from: Prometheus's URL, the embedded scraper, an HTTP call
+    lines: tuple[str, ...]  # the answer, one line per series or fact
+    values: tuple[float, ...] = ()  # the numbers a PromQL step answered, for machine readers
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "title": self.step.title,
+            "kind": self.step.kind,
+            "section": self.step.section,
+            "query": self.step.body,
+            "status": self.status,
+            "source": self.source,
+            "result": list(self.lines),
+            "values": [v if math.isfinite(v) else format_value(v) for v in self.values],
+        }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    data_dir: Path
+    prometheus_url: str = ""
+
+
+def find_runbook(name: str, folder: Path, severity: str | None = None) -> Runbook:
+    """The runbook for alert `name` (at `severity`, else the most urgent), or named `name` (with or without .md)."""
+    runbooks = [read_runbook(path) for path in runbook_files(folder)]
+    stem = Path(name).name.removesuffix(".md")
+    for runbook in runbooks:
+        if runbook.name == stem:
+            return runbook
+    matching = [r for r in runbooks if name in r.alerts and (severity is None or r.severity == severity)]
+    if matching:
+        rank = {level: i for i, level in enumerate(SEVERITY_ORDER)}
+        return min(matching, key=lambda r: (rank.get(r.severity, len(rank)), r.name))
+    known = sorted({alert for r in runbooks for alert in r.alerts} | {r.name for r in runbooks})
+    close = difflib.get_close_matches(name, known, n=4, cutoff=0.5)
+    at = f" at severity {severity}" if severity else ""
+    hint = f"; close matches: {', '.join(close)}" if close else f"; known alerts: {', '.join(known[:8])}, ..."
+    raise UnknownAlertError(f"no runbook for alert {name!r}{at} in {folder}{hint}")
+
+
+def run_steps(
+    runbook: Runbook, context: RunContext, on_step: Callable[[int, Step], None] | None = None
+) -> list[StepResult]:
+    """Every step of the runbook in file order; a step that fails to run is an `error` result, never a raise."""
+    results = []
+    for number, step in enumerate(runbook.steps, 1):
+        if on_step is not None:
+            on_step(number, step)
+        try:
+            result = _check(step, context) if step.kind == NOVA_CHECK else _promql(step, context)
+        except (ChaosError, SourceError, httpx.HTTPError, ValueError, OSError) as exc:
+            result = StepResult(step, ERROR, _source_of(step, context), (_one_line(exc),))
+        results.append(result)
+    return results
+
+
+# -- PromQL ------------------------------------------------------------------------------------
+
+
+def _promql(step: Step, context: RunContext) -> StepResult:
+    if context.prometheus_url:
+        return _prometheus(step, context.prometheus_url)
+    if step.embedded:
+        return _embedded(step, context)
+    return StepResult(step, SKIPPED, "-", ("needs Prometheus: pass --prometheus URL or set NOVA_PROMETHEUS_URL",))
+
+
+def _prometheus(step: Step, url: str) -> StepResult:
+    api = PrometheusAPI(url, timeout=10.0)
+    now = time.time()
+    try:
+        series = api.query_range(step.body, now, now, 1)
+    finally:
+        api.close()
+    lines: list[str] = []
+    values: list[float] = []
+    for labels, points in series:
+        value = float(points[-1][1]) if points else math.nan
+        values.append(value)
+        if len(lines) < MAX_SERIES_SHOWN:
+            lines.append(f"{_labels(labels)} {format_value(value)}".strip())
+    if len(series) > MAX_SERIES_SHOWN:
+        lines.append(f"... {len(series) - MAX_SERIES_SHOWN} more series")
+    return StepResult(step, OK, f"prometheus {url}", tuple(lines) or ("no data (empty result)",), tuple(values))
+
+
+def _embedded(step: Step, context: RunContext) -> StepResult:
+    measure, service = step.embedded.split()
+    platform = find_platform(context.data_dir)
+    url = platform.service(service).url.rstrip("/") + "/metrics"
+    source = f"embedded scraper {url}"
+    try:
+        response = httpx.get(url, timeout=HTTP_TIMEOUT)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        if measure == "up":
+            return StepResult(step, ATTENTION, source, (f"{service} 0 ({_one_line(exc)})",), (0.0,))
+        raise
+    totals = parse_totals(response.text, service)
+    if measure == "up":
+        return StepResult(step, OK, source, (f"{service} 1",), (1.0,))
+    if measure == "pool_share":
+        share = pool_share(totals)
+        in_use = f"{totals.pool_in_use:g} of {totals.pool_max:g} connections in use"
+        return StepResult(step, OK, source, (f"{service} {format_value(share)} ({in_use})",), (share,))
+    if measure == "requests":
+        line = f"{service} {totals.requests:g} customer requests since it started"
+        return StepResult(step, OK, source, (line,), (totals.requests,))
+    if totals.requests == 0:
+        return StepResult(step, OK, source, (f"{service}: no customer requests since it started",))
+    value = _embedded_measure(measure, totals)
+    life = f"since {service} started ({totals.requests:g} customer requests)"
+    return StepResult(step, OK, source, (f"{service} {format_value(value)} {life}",), (value,))
+
+
+def _embedded_measure(measure: str, totals: Totals) -> float:
+    if measure == "error_ratio":
+        return totals.errors / totals.requests
+    if measure == "slow_ratio":
+        return totals.slow / totals.requests
+    return histogram_quantile(QUANTILE, totals.buckets) * 1000.0  # p99_ms
+
+
+# -- platform checks ---------------------------------------------------------------------------
+
+
+def _check(step: Step, context: RunContext) -> StepResult:
+    check, *rest = step.body.split()
+    platform = find_platform(context.data_dir)
+    services = [rest[0]] if rest else sorted(platform.services)
+    if check == "readyz":
+        return _readyz(step, platform, services)
+    if check == "ledger":
+        return _ledger(step, context)
+    return _faults(step, platform, context, services)
+
+
+def _readyz(step: Step, platform: RunningPlatform, services: Iterable[str]) -> StepResult:
+    lines, status = [], OK
+    for name in services:
+        url = platform.service(name).url.rstrip("/") + "/readyz"
+        try:
+            response = httpx.get(url, timeout=HTTP_TIMEOUT)
+        except httpx.HTTPError as exc:
+            lines.append(f"{name} {url}: no answer ({_one_line(exc)})")
+            status = ATTENTION
+            continue
+        detail = response.text.strip().replace("\n", " ")[:160]
+        lines.append(f"{name} {response.status_code} {detail}")
+        if response.status_code != 200:
+            status = ATTENTION
+    return StepResult(step, status, "GET /readyz", tuple(lines))
+
+
+def _ledger(step: Step, context: RunContext) -> StepResult:
+    document = ledger_verification(str(context.data_dir))
+    balanced = bool(document.get("balanced"))
+    negative = int(document.get("negative_accounts", 0))
+    sums = ", ".join(f"{currency} {total}" for currency, total in sorted((document.get("sum_minor") or {}).items()))
+    lines = (
+        f"{'balanced' if balanced else 'NOT BALANCED'}, negative customer accounts {negative}",
+        f"payments {document.get('payments', '?')}, entries {document.get('entries', '?')}, sums {sums or 'none'}",
+    )
+    status = OK if balanced and negative == 0 else ATTENTION
+    return StepResult(step, status, "GET /v1/ledger/verify", lines)
+
+
+def _faults(step: Step, platform: RunningPlatform, context: RunContext, services: Sequence[str]) -> StepResult:
+    if not platform.faults_enabled:
+        return StepResult(
+            step, OK, "serve.json", ("fault API off (served without --enable-faults): no fault can be on",)
+        )
+    faults = active_faults(str(context.data_dir))
+    lines = [f"{name}: {', '.join(faults.get(name, [])) or 'none'}" for name in services]
+    status = ATTENTION if any(faults.get(name) for name in services) else OK
+    return StepResult(step, status, "GET /admin/faults", tuple(lines))
+
+
+# -- formatting --------------------------------------------------------------------------------
+
+
+def format_value(value: float) -> str:
+    """A number as people read it: exact small ratios (0.0001), no float noise, NaN and infinities by name."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:.6g}"
+
+
+def _labels(labels: dict[str, str]) -> str:
+    shown = {k: v for k, v in sorted(labels.items()) if k != "__name__"}
+    name = labels.get("__name__", "")
+    if not shown:
+        return name
+    return name + "{" + ", ".join(f'{k}="{v}"' for k, v in shown.items()) + "}"
+
+
+def _source_of(step: Step, context: RunContext) -> str:
+    if step.kind == NOVA_CHECK:
+        return f"platform in {context.data_dir}"
+    return f"prometheus {context.prometheus_url}" if context.prometheus_url else "embedded scraper"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
