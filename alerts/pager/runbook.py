@@ -35,7 +35,9 @@ def runbook_steps(runbook_url: str, subject: Subject, root: Path, dashboard: str
         url=runbook_url,
         local_path=path if steps else None,
         steps=steps or generic_steps(subject, dashboard),
-        command=f"nova runbooks run {subject.alertname}",
+        # A burn alert fires as page and as ticket, each with its own runbook.
+        command=f"nova runbooks run {subject.alertname}"
+        + (" --severity ticket" if subject.severity == "ticket" else ""),
     )
 
 

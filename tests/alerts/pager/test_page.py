@@ -183,7 +183,7 @@ def test_without_the_runbook_on_disk_the_first_steps_are_generic_for_the_kind_an
     assert "5xx rate by route" in availability
     assert availability.rstrip().splitlines()[-3].endswith("`nova runbooks run PaymentsAvailabilityBurn`")
     assert "Not an emergency" in exhaustion
-    assert "`nova runbooks run PaymentsLatencyBurnBudgetExhaustion`" in exhaustion
+    assert "`nova runbooks run PaymentsLatencyBurnBudgetExhaustion --severity ticket`" in exhaustion
 
 
 def test_one_page_covers_every_alert_of_the_group() -> None:
