@@ -221,7 +221,11 @@ class GameDay:
         folder.mkdir(parents=True, exist_ok=True)
         rules = folder / "rules.yml"
         rules.write_text(_suite_rules())
-        self._stack = MonitoringStack(folder, rules, self._urls(), binaries=binaries).start()
+        # The platform's own alerts (service down, not ready, database saturation) run beside the SLOs'.
+        platform_rules = REPO_ROOT / "alerts" / "rules" / "platform.yml"
+        self._stack = MonitoringStack(
+            folder, rules, self._urls(), binaries=binaries, extra_rule_files=[platform_rules]
+        ).start()
         self._prometheus_url = self._stack.prometheus_url
         self.result.monitoring = self._stack.mode
 

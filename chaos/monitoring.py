@@ -14,7 +14,7 @@ import math
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -156,7 +156,8 @@ def _wait_ready(process: OwnedProcess, url: str, deadline: float) -> None:
 
 
 class MonitoringStack:
-    """Prometheus (and Alertmanager when its binary is known) scraping `targets` and running `rules_file`."""
+    """Prometheus (and Alertmanager when its binary is known) scraping `targets` and running `rules_file`
+    (and `extra_rule_files`)."""
 
     def __init__(
         self,
@@ -167,9 +168,11 @@ class MonitoringStack:
         binaries: MonitoringBinaries,
         scrape_interval_seconds: float = 2.0,
         evaluation_interval_seconds: float = 2.0,
+        extra_rule_files: Sequence[Path] = (),
     ) -> None:
         self.folder = folder
         self.rules_file = rules_file
+        self.extra_rule_files = tuple(extra_rule_files)
         self.targets = dict(targets)  # service -> base URL, scraped at <base>/metrics as job=<service>
         self.binaries = binaries
         self.scrape_interval_seconds = scrape_interval_seconds
@@ -294,7 +297,7 @@ class MonitoringStack:
                 "scrape_interval": _duration(self.scrape_interval_seconds),
                 "evaluation_interval": _duration(self.evaluation_interval_seconds),
             },
-            "rule_files": [str(self.rules_file.resolve())],
+            "rule_files": [str(path.resolve()) for path in (self.rules_file, *self.extra_rule_files)],
             "scrape_configs": [_scrape_config(service, url) for service, url in self.targets.items()],
         }
         if self.alertmanager_url is not None:

@@ -13,6 +13,8 @@ from rich.table import Table
 from typer._click.exceptions import UsageError
 
 from core_services.settings import DEFAULT_DATA_DIR, SettingsError, database_url
+from nova.alerts_cli import alerts_app
+from nova.alerts_detect_cli import detect
 from nova.gameday_cli import gameday
 from nova.load_cli import load
 from nova.output import console, err, fail
@@ -29,6 +31,8 @@ app = typer.Typer(
 )
 
 app.add_typer(slo_app, name="slo")
+alerts_app.command(name="detect")(detect)
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(pager_app, name="pager")
 app.add_typer(runbooks_app, name="runbooks")
 app.command(name="load")(load)
