@@ -96,6 +96,9 @@ class Reconciler:
         while not self._stopping.wait(self._every):
             try:
                 reconcile_pending(self._service, self._older_than)
+            except Problem as problem:
+                # The database or payments is away: expected, and the next pass retries. One line.
+                log.warning("reconciliation pass skipped: %s", problem.code)
             except Exception:
-                # A pass that fails (database down) must not end the loop: the next one retries.
+                # Anything else is a bug worth its traceback; still, the loop must not end.
                 log.exception("reconciliation pass failed")
