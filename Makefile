@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: gameday demo test lint bench bench-overhead bench-slo lock clean
+.PHONY: gameday demo test lint bench bench-overhead bench-slo bench-alerts lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench-overhead: $(BIN)/.installed
 
 bench-slo: $(BIN)/.installed
 	$(BIN)/python -m slo.bench
+
+bench-alerts: $(BIN)/.installed
+	$(BIN)/python -m alerts.bench
 
 # Re-pin every dependency (needs network); commit the result.
 lock:
