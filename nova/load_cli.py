@@ -28,6 +28,8 @@ from rich.table import Table
 from core_services.settings import DEFAULT_DATA_DIR, DEFAULT_PAYMENTS_PORT, DEFAULT_PORTFOLIO_PORT
 from loadtests import audit as payment_audit
 from loadtests.capacity import LIMIT_MAX_RATE, CapacityResult, LocustStep, StepResult, find_capacity
+from loadtests.capacity_plan import PLAN_FILE, CapacityPlan, CapacityPlanError, PlanInputs, read_capacity, write_plan
+from loadtests.capacity_plan import plan as capacity_plan
 from loadtests.gate import RULE_ZERO_FAILURES, GateError, GateResult, Thresholds, format_percent
 from loadtests.locust_process import LOCUSTFILE, LocustError, LocustProcess, LocustRun, Tick, collect, run_headless
 from loadtests.results import SCENARIO_DIR, RunParameters, RunSummary, write_summary
@@ -46,6 +48,7 @@ class Target:
     payments_url: str
     portfolio_url: str
     admin_token: str
+    workers: dict[str, int] | None = None  # per service, when serve.json describes the services targeted
 
 
 def load(
@@ -75,8 +78,33 @@ def load(
     max_rate: Annotated[float, typer.Option(help="Highest rate the capacity search offers, requests/s")] = 2000.0,
     p99_ms: Annotated[float, typer.Option(help="Gate: p99 latency must stay below this (ms)")] = 200.0,
     availability: Annotated[float, typer.Option(help="Gate: availability must be at least this (%)")] = 99.99,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            help="Capacity plan from a capacity.json (--find-capacity); no load is run", metavar="CAPACITY_JSON"
+        ),
+    ] = None,
+    peak_rps: Annotated[float | None, typer.Option(help="Plan: today's peak, requests/s")] = None,
+    headroom: Annotated[float, typer.Option(help="Plan: spare share above the load (0.3 = 30%)")] = 0.3,
+    workers_per_pod: Annotated[int, typer.Option(help="Plan: worker processes per pod (NOVA_WORKERS)")] = 2,
+    pool_size: Annotated[int, typer.Option(help="Plan: database pool per worker (NOVA_DB_POOL_SIZE)")] = 4,
+    max_overflow: Annotated[
+        int | None, typer.Option(help="Plan: pool overflow per worker (default: pool size // 2, as the services)")
+    ] = None,
+    max_connections: Annotated[int, typer.Option(help="Plan: each database's connection budget")] = 200,
+    min_pods: Annotated[int, typer.Option(help="Plan: fewest pods per service")] = 2,
+    measured_workers: Annotated[
+        int | None,
+        typer.Option(help="Plan: workers per service during the search (default: recorded in capacity.json)"),
+    ] = None,
 ) -> None:
     """Load the platform with Locust, judge the run by the SLO gate (p99 and availability), write the results."""
+    if plan is not None:
+        if find_capacity or web:
+            raise fail("--plan reads a capacity.json and runs no load: not with --find-capacity or --web")
+        sizing = (headroom, workers_per_pod, pool_size, max_overflow, max_connections, min_pods)
+        _plan(plan, mix, peak_rps, sizing, measured_workers, out)
+        return
     seconds = _duration(duration)
     mixes = _mixes(mix, find_capacity)
     if shape not in SHAPES:
@@ -149,7 +177,7 @@ def _target(data_dir: Path, payments_url: str | None, portfolio_url: str | None)
             served = json.loads(state.read_text()).get("services", {})
         except (json.JSONDecodeError, AttributeError, OSError):
             raise fail(f"{state} is not the state file nova serve writes") from None
-    urls = {}
+    urls, workers = {}, {}
     for name, given, port in (
         ("payments", payments_url, DEFAULT_PAYMENTS_PORT),
         ("portfolio", portfolio_url, DEFAULT_PORTFOLIO_PORT),
@@ -158,6 +186,9 @@ def _target(data_dir: Path, payments_url: str | None, portfolio_url: str | None)
         if not url.startswith(("http://", "https://")):
             raise fail(f"--{name}-url must be an http:// or https:// URL, not {url!r}")
         urls[name] = url.rstrip("/")
+        entry = served.get(name, {})
+        if not given and isinstance(entry.get("workers"), int):
+            workers[name] = int(entry["workers"])  # the services measured are the ones serve.json describes
     token = os.environ.get("NOVA_ADMIN_TOKEN", "").strip()
     token_file = data_dir / "admin-token"
     if not token:
@@ -169,7 +200,7 @@ def _target(data_dir: Path, payments_url: str | None, portfolio_url: str | None)
         raise fail("no admin token: set NOVA_ADMIN_TOKEN or point --data-dir at the folder with admin-token")
     for name, url in urls.items():
         _require_ready(name, url)
-    return Target(urls["payments"], urls["portfolio"], token)
+    return Target(urls["payments"], urls["portfolio"], token, workers if len(workers) == len(urls) else None)
 
 
 def _require_ready(name: str, url: str) -> None:
@@ -349,7 +380,7 @@ def _capacity(
         print_steps(mix, result)
     print_capacity(found, thresholds)
     path = folder / CAPACITY_FILE
-    write_capacity(path, found, thresholds, step_seconds, warmup, base)
+    write_capacity(path, found, thresholds, step_seconds, warmup, base, target.workers)
     console.print(f"capacity figures in {path}; each step's results in {folder}/<mix>/step-*")
     unmet = [mix for mix, result in found.items() if result.capacity is None]
     if unmet:
@@ -405,6 +436,7 @@ def write_capacity(
     step_seconds: float,
     warmup_seconds: float,
     base: RunParameters,
+    service_workers: dict[str, int] | None = None,
 ) -> None:
     def step(item: StepResult) -> dict[str, Any]:
         return {**asdict(item), "sustained": item.sustained, "passed": item.passed}
@@ -419,6 +451,8 @@ def write_capacity(
             "processes": base.processes,
             "payments_url": base.payments_url,
             "portfolio_url": base.portfolio_url,
+            # Worker processes per service, from serve.json (what the capacity plan divides by).
+            **({"service_workers": service_workers} if service_workers else {}),
         },
         "mixes": {
             mix: {
@@ -431,3 +465,67 @@ def write_capacity(
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+
+def _plan(
+    capacity_file: Path,
+    mix: list[str] | None,
+    peak_rps: float | None,
+    sizing: tuple[float, int, int, int | None, int, int],
+    measured_workers: int | None,
+    out: Path | None,
+) -> None:
+    """`--plan`: the capacity plan from a measured capacity.json, printed and written to plan.json."""
+    if peak_rps is None:
+        raise fail("--plan needs --peak-rps (today's peak, requests/s)")
+    names = [name.strip() for item in mix or [] for name in item.split(",") if name.strip()]
+    if len(names) > 1 or "all" in names:
+        raise fail("--plan plans one mix: give one --mix, or none for the mix with the lowest capacity")
+    try:
+        inputs = PlanInputs(peak_rps, *sizing)
+        measured = read_capacity(capacity_file, names[0] if names else None, measured_workers)
+    except CapacityPlanError as exc:
+        raise fail(str(exc)) from None
+    result = capacity_plan(measured, inputs)
+    print_plan(result)
+    path = (out or capacity_file.parent) / PLAN_FILE
+    try:
+        write_plan(path, result)
+    except OSError as exc:
+        raise fail(f"cannot write {path}: {exc.strerror or exc}") from None
+    console.print(f"plan in {path}")
+    over = [tier.name for tier in result.tiers if not tier.fits]
+    if over:
+        console.print(
+            f"[yellow]over the {inputs.max_connections}-connection budget for: {', '.join(over)} "
+            "(a pooler such as PgBouncer, a smaller pool, or a larger max_connections)[/yellow]"
+        )
+
+
+def print_plan(result: CapacityPlan) -> None:
+    measured, inputs = result.measured, result.inputs
+    console.print(
+        f"measured: {measured.mix} mix, {measured.capacity_rps:.1f} req/s with {measured.measured_workers} "
+        f"workers per service = {measured.per_worker_rps:.2f} req/s per worker ({measured.source})"
+    )
+    table = Table(
+        title=f"Capacity plan: {inputs.headroom * 100:g}% headroom, {inputs.workers_per_pod} workers per pod, "
+        f"{inputs.connections_per_worker} connections per worker ({inputs.pool_size} + {inputs.overflow} overflow)"
+    )
+    columns = ("load", "req/s", "with headroom", "workers", "pods payments", "pods portfolio", "serves req/s")
+    for column in (*columns, "DB conns per service", "budget", "fits"):
+        table.add_column(column, justify="left" if column == "load" else "right")
+    for tier in result.tiers:
+        table.add_row(
+            tier.name,
+            f"{tier.load_rps:.1f}",
+            f"{tier.target_rps:.1f}",
+            str(tier.workers),
+            str(tier.pods),
+            str(tier.pods),
+            f"{result.served_rps(tier):.1f}",
+            str(tier.connections),
+            str(inputs.max_connections),
+            "[green]yes[/green]" if tier.fits else "[red]no[/red]",
+        )
+    console.print(table)

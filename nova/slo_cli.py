@@ -22,6 +22,15 @@ from slo.durations import parse_duration
 from slo.errors import SLOError
 from slo.prometheus import prometheus_timelines
 from slo.prometheus_api import PrometheusAPI
+from slo.prometheus_operator import (
+    DEFAULT_LABELS,
+    DEFAULT_NAMESPACE,
+    DEFAULT_RULE_NAME,
+    OperatorError,
+    OperatorOptions,
+    parse_labels,
+    render_operator,
+)
 from slo.rules import (
     DEFAULT_MIN_BAD_EVENTS,
     DEFAULT_RUNBOOK_BASE,
@@ -116,10 +125,41 @@ def rules(
     dashboards: Annotated[
         Path | None, typer.Option("--dashboards", help="Also write one Grafana dashboard per SLO into this folder")
     ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="prometheus (a rule file) or prometheus-operator (a PrometheusRule and a ServiceMonitor)",
+        ),
+    ] = "prometheus",
+    name: Annotated[str, typer.Option(help="prometheus-operator: the PrometheusRule's name")] = DEFAULT_RULE_NAME,
+    namespace: Annotated[
+        str, typer.Option(help="prometheus-operator: namespace of both resources")
+    ] = DEFAULT_NAMESPACE,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="prometheus-operator: k=v label on both resources, repeatable (default: release=prometheus)",
+        ),
+    ] = None,
+    service_monitor: Annotated[
+        bool, typer.Option(help="prometheus-operator: also write the ServiceMonitor for the services' /metrics")
+    ] = True,
 ) -> None:
     """Generate Sloth-compatible Prometheus rules (multi-window multi-burn-rate alerts) from SLO specs."""
+    if output_format not in ("prometheus", "prometheus-operator"):
+        raise fail(f"--format must be prometheus or prometheus-operator, not {output_format!r}")
+    operator = None
+    if output_format == "prometheus-operator":
+        try:
+            labels = parse_labels(label) if label else dict(DEFAULT_LABELS)
+            operator = OperatorOptions(name, namespace, labels, service_monitor)
+        except OperatorError as exc:
+            raise fail(str(exc)) from None
     slos, options, groups = _generate(specs, period, alert_windows, min_bad_events, exhaustion_horizon, runbook_base)
-    text = render_groups(groups, [str(p) for p in specs])
+    sources = [str(p) for p in specs]
+    text = render_groups(groups, sources) if operator is None else render_operator(groups, operator, sources)
     if output is None:
         typer.echo(text, nl=False)
     else:
