@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from slo.scenario import STEP_SECONDS, Incident, Scenario, ScenarioSLO, breach_condition, write_scenario
+from slo.scenario import STEP_SECONDS, Incident, Scenario, breach_condition, write_scenario
 
 INCIDENT_KINDS: tuple[str, ...] = (
     "pool_exhaustion",
@@ -528,18 +528,7 @@ def _build(
     for event in events:
         _apply(event, pressure, service, load)
     columns = _service_model(service, normal, pressure, np.random.default_rng(noise_seed))
-    scenario = Scenario(
-        timestamps,
-        np.asarray(columns["requests"], dtype=np.int64),
-        np.asarray(columns["errors"], dtype=np.int64),
-        np.asarray(columns["slow"], dtype=np.int64),
-        np.asarray(columns["p99_ms"], dtype=np.float64),
-        np.asarray(columns["cpu"], dtype=np.float64),
-        np.asarray(columns["db_pool"], dtype=np.float64),
-        ScenarioSLO(),
-        [],
-        name,
-    )
+    scenario = Scenario.from_columns(timestamps, columns, name=name)
     holds = breach_condition(scenario)
     incidents = []
     for event in events:

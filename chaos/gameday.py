@@ -48,8 +48,8 @@ from chaos.gameday_plan import (
 from chaos.monitoring import MonitoringStack, find_binaries
 from chaos.platform import find_platform
 from chaos.processes import OwnedProcess, free_ports
+from slo.scenario import COUNT_COLUMNS, GAUGE_COLUMNS, Incident, Scenario, first_breach, write_scenario
 from slo.scenario import STEP_SECONDS as SCENARIO_STEP_SECONDS
-from slo.scenario import Incident, Scenario, first_breach, write_scenario
 from slo.scraper import EmbeddedScraper, Row, combine
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -393,20 +393,8 @@ def game_day_scenario(rows: Sequence[Row], phases: Sequence[PhaseResult]) -> Sce
         np.arange(min(slots), max(slots) + 1, SCENARIO_STEP_SECONDS, dtype=np.int64) if slots else np.zeros(0, np.int64)
     )
     merged = [combine(slots.get(int(end), []), float(end)) for end in ends]
-
-    def column(name: str, kind: type) -> Any:
-        return np.array([getattr(row, name) for row in merged], dtype=kind)
-
-    scenario = Scenario(
-        ends,
-        column("requests", np.int64),
-        column("errors", np.int64),
-        column("slow", np.int64),
-        column("p99_ms", np.float64),
-        column("cpu", np.float64),
-        column("db_pool", np.float64),
-        name="gameday",
-    )
+    columns = {key: [getattr(row, key) for row in merged] for key in (*COUNT_COLUMNS, *GAUGE_COLUMNS)}
+    scenario = Scenario.from_columns(ends, columns, name="gameday")
     for phase in phases:
         if phase.fault is not None and ends.size:
             end = phase.fault.end + (phase.recovery_seconds or 0.0)

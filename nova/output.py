@@ -5,10 +5,15 @@ from __future__ import annotations
 import sys
 
 import typer
+import typer.rich_utils
 from rich.console import Console
 
 # Piped output (files, CI logs, tests) gets wide lines rather than tables wrapped at 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 200)
+PIPED_WIDTH = 200
+console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
+if typer.rich_utils.MAX_WIDTH is None and not sys.stdout.isatty():
+    # `--help` too: at 80 columns rich cuts long option names (`--exhaustion-hor…`) to fit the table.
+    typer.rich_utils.MAX_WIDTH = PIPED_WIDTH
 err = Console(stderr=True)
 
 

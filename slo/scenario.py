@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +27,9 @@ from slo.timeline import SLOTimeline
 from slo.windows import exact_float, workbook_windows
 
 STEP_SECONDS = 15
-COLUMNS = ("timestamp", "requests", "errors", "slow", "p99_ms", "cpu", "db_pool")
+COUNT_COLUMNS = ("requests", "errors", "slow")
+GAUGE_COLUMNS = ("p99_ms", "cpu", "db_pool")
+COLUMNS = ("timestamp", *COUNT_COLUMNS, *GAUGE_COLUMNS)
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -61,6 +64,36 @@ class Scenario:
     incidents: list[Incident] = field(default_factory=list)
     name: str = "scenario"
 
+    @classmethod
+    def from_columns(
+        cls,
+        timestamps: Any,
+        columns: Mapping[str, Any],
+        slo: ScenarioSLO | None = None,
+        incidents: Sequence[Incident] = (),
+        name: str = "scenario",
+    ) -> Scenario:
+        """A scenario from DESIGN.md's columns by name (`requests`, ..., `db_pool`), typed as the file is."""
+
+        def count(key: str) -> Ints:
+            return np.asarray(columns[key], dtype=np.int64)
+
+        def gauge(key: str) -> Floats:
+            return np.asarray(columns[key], dtype=np.float64)
+
+        return cls(
+            np.asarray(timestamps, dtype=np.int64),
+            count("requests"),
+            count("errors"),
+            count("slow"),
+            gauge("p99_ms"),
+            gauge("cpu"),
+            gauge("db_pool"),
+            slo or ScenarioSLO(),
+            list(incidents),
+            name,
+        )
+
 
 def read_scenario(folder: Path) -> Scenario:
     """Load a scenario folder; any problem is one `SourceError` naming the file and row."""
@@ -91,18 +124,7 @@ def read_scenario(folder: Path) -> Scenario:
         bad = int(np.flatnonzero(np.diff(timestamps) != STEP_SECONDS)[0]) + 3
         raise SourceError(f"{metrics}:{bad}: rows must be {STEP_SECONDS} s apart")
     slo, incidents = _read_incidents(incidents_file) if incidents_file.exists() else (ScenarioSLO(), [])
-    return Scenario(
-        timestamps,
-        np.asarray(columns["requests"], dtype=np.int64),
-        np.asarray(columns["errors"], dtype=np.int64),
-        np.asarray(columns["slow"], dtype=np.int64),
-        np.asarray(columns["p99_ms"], dtype=np.float64),
-        np.asarray(columns["cpu"], dtype=np.float64),
-        np.asarray(columns["db_pool"], dtype=np.float64),
-        slo,
-        incidents,
-        folder.name,
-    )
+    return Scenario.from_columns(timestamps, columns, slo, incidents, folder.name)
 
 
 def _read_incidents(path: Path) -> tuple[ScenarioSLO, list[Incident]]:

@@ -47,7 +47,7 @@ import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from slo.scenario import STEP_SECONDS, Incident, Scenario, ScenarioSLO
+from slo.scenario import COUNT_COLUMNS, GAUGE_COLUMNS, STEP_SECONDS, Incident, Scenario, ScenarioSLO
 
 log = logging.getLogger("nova.slo.scraper")
 
@@ -348,25 +348,16 @@ class EmbeddedScraper:
         rows = self.rows(service)
         count = round((rows[-1].timestamp - rows[0].timestamp) / self.step_seconds) + 1 if rows else 0
         timestamps = (round(rows[0].timestamp) if rows else 0) + STEP_SECONDS * np.arange(count, dtype=np.int64)
-        columns = {key: np.zeros(count, dtype=np.int64) for key in ("requests", "errors", "slow")}
-        floats = {key: np.zeros(count, dtype=np.float64) for key in ("p99_ms", "cpu", "db_pool")}
+        columns = {key: np.zeros(count, dtype=np.int64) for key in COUNT_COLUMNS}
+        floats = {key: np.zeros(count, dtype=np.float64) for key in GAUGE_COLUMNS}
         for row in rows:
             i = round((row.timestamp - rows[0].timestamp) / self.step_seconds)
             for key, array in columns.items():
                 array[i] += getattr(row, key)  # two rows in one slot cannot happen; summing is safe anyway
             for key, values in floats.items():
                 values[i] = getattr(row, key)
-        return Scenario(
-            timestamps,
-            columns["requests"],
-            columns["errors"],
-            columns["slow"],
-            floats["p99_ms"],
-            floats["cpu"],
-            floats["db_pool"],
-            slo or ScenarioSLO(),
-            list(incidents),
-            name or f"embedded-{service or 'platform'}",
+        return Scenario.from_columns(
+            timestamps, {**columns, **floats}, slo, incidents, name or f"embedded-{service or 'platform'}"
         )
 
     def latest(self, window_rows: int = 4, service: str | None = None) -> dict[str, float]:
