@@ -299,7 +299,8 @@ def _is_our_load(pid: int) -> bool:
         if _is_child(pid):
             os.waitpid(pid, os.WNOHANG)
         return False
-    return b"nova" in argv and b"load" in argv
+    # Our own child counts from the start, before its command line is readable as `nova load`.
+    return (b"nova" in argv and b"load" in argv) or _is_child(pid)
 
 
 def _is_child(pid: int) -> bool:

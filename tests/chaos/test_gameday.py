@@ -67,12 +67,17 @@ def descendants(root: int) -> set[int]:
 
 
 def alive(pid: int) -> bool:
-    """Running, not a zombie waiting for a parent that never reaps it."""
+    """Running, not a zombie waiting for a parent that never reaps it, and not the database server.
+
+    A PostgreSQL game day starts the stopped server again (`pg_ctlcluster start`): the server is
+    meant to outlive the game day, and may be seen under it before it detaches.
+    """
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return state != "Z"
+    return state != "Z" and b"/postgresql/" not in command
 
 
 def start_gameday(out: Path, *args: str) -> subprocess.Popen[str]:
