@@ -164,7 +164,7 @@ def start_background_load(
     folder = Path(data_dir)
     pid_file = folder / LOAD_PID_FILE
     previous = _read_load_state(pid_file)
-    if previous is not None and _is_our_load(int(previous["pid"])):
+    if previous is not None and is_background_load(int(previous["pid"])):
         raise LoadError(f"background load is already running (pid {previous['pid']}); stop it first")
     results = Path(out) if out else folder / "chaos-load" / time.strftime("%Y%m%dT%H%M%S")
     results.mkdir(parents=True, exist_ok=True)
@@ -201,7 +201,7 @@ def stop_background_load(data_dir: str = ".nova", timeout_seconds: float = 30.0)
         raise LoadError(f"{pid_file}: no background load was started from this data dir")
     pid = int(state["pid"])
     stopped = False
-    if _is_our_load(pid):
+    if is_background_load(pid):
         # SIGINT is Ctrl-C: `nova load` stops Locust and still writes what it measured.
         os.kill(pid, signals.SIGINT)
         stopped = True
@@ -288,7 +288,7 @@ def _read_load_state(pid_file: Path) -> dict[str, Any] | None:
     return state
 
 
-def _is_our_load(pid: int) -> bool:
+def is_background_load(pid: int) -> bool:
     """Whether `pid` is still a `nova load` process (a recycled PID must never be signalled)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -313,7 +313,7 @@ def _is_child(pid: int) -> bool:
 def _wait_gone(pid: int, timeout_seconds: float) -> bool:
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        if not _is_our_load(pid):
+        if not is_background_load(pid):
             return True
         time.sleep(0.2)
-    return not _is_our_load(pid)
+    return not is_background_load(pid)

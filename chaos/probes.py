@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from chaos.actions import LOAD_PID_FILE
+from chaos.actions import LOAD_PID_FILE, is_background_load
 from chaos.errors import ProbeError
 from chaos.live_metrics import WindowTotals, metrics_file, window_totals
 from chaos.platform import HTTP_TIMEOUT, find_platform
@@ -199,7 +199,8 @@ def background_load_verdict(
     state = json.loads(state_file.read_text())
     summary = Path(state["out"]) / "summary.json"
     deadline = time.monotonic() + wait_seconds
-    while not summary.exists() and time.monotonic() < deadline:
+    # Until the run has ended: `nova load` writes summary.json, then adds the payment audit to it.
+    while (not summary.exists() or is_background_load(int(state["pid"]))) and time.monotonic() < deadline:
         time.sleep(0.5)
     results = load_results(str(summary))
     if check == "gate":
