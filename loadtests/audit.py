@@ -416,7 +416,7 @@ def audit(book: PaymentBook, lookup: Lookup, mapper: Mapper = map) -> dict[str, 
     )
 
 
-COUNTS = (
+AUDIT_KEYS = (
     "payments_acknowledged",
     "payments_looked_up",
     "payments_confirmed",
@@ -425,12 +425,17 @@ COUNTS = (
     "payments_reconciled_replayed",
     "payments_refused",
     "payments_lost",
+    "lost",
     "accounts_checked",
     "accounts_skipped",
+    "balance_mismatches",
     "lookups_failed",
     "processes",
     "processes_missing",
 )
+# Everything but the two lists is a count, summed when processes' audits are merged.
+LISTED = ("lost", "balance_mismatches")
+COUNTS = tuple(key for key in AUDIT_KEYS if key not in LISTED)
 
 
 def finish(document: dict[str, Any]) -> dict[str, Any]:
@@ -452,25 +457,6 @@ def merge_audits(documents: Iterable[dict[str, Any]], missing: int = 0) -> dict[
     merged["lost"] = sorted(payment for part in parts for payment in part.get("lost", ()))[:MAX_LOST_LISTED]
     merged["balance_mismatches"] = [row for part in parts for row in part.get("balance_mismatches", ())]
     return finish({name: merged[name] for name in AUDIT_KEYS})
-
-
-AUDIT_KEYS = (
-    "payments_acknowledged",
-    "payments_looked_up",
-    "payments_confirmed",
-    "payments_unknown",
-    "payments_reconciled",
-    "payments_reconciled_replayed",
-    "payments_refused",
-    "payments_lost",
-    "lost",
-    "accounts_checked",
-    "accounts_skipped",
-    "balance_mismatches",
-    "lookups_failed",
-    "processes",
-    "processes_missing",
-)
 
 
 def write_audit(folder: Path, document: dict[str, Any]) -> Path:

@@ -6,29 +6,25 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import TaskID
 from rich.table import Table
 
-from alerts.generator import generate_set, write_set
-from alerts.model import DEFAULT_HORIZON_MINUTES, ModelError, PredictiveModel, data_hash, train, with_burn_rate
-from alerts.scoring import PageScore, burn_rate_pages, score_pages, write_pages
-from alerts.watch import (
-    AlertmanagerSink,
-    PredictiveWatch,
-    PrometheusSource,
-    ReplaySource,
-    ScraperSource,
-    Sink,
-    Source,
-    WebhookSink,
-    run_watch,
-)
-from nova.output import console, fail
+from nova.output import console, counted_progress, fail
 from slo.errors import SourceError
-from slo.scenario import Scenario, ScenarioSLO, read_scenario
+
+# scikit-learn, numpy and the SLO engine load only when a command runs, not for `nova --help`.
+if TYPE_CHECKING:
+    from alerts.model import PredictiveModel
+    from alerts.scoring import PageScore
+    from alerts.watch import (
+        Sink,
+        Source,
+    )
+    from slo.scenario import Scenario
+
 
 alerts_app = typer.Typer(
     help="Predictive alerting: train the fast-burn page predictor, evaluate it against burn-rate pages, watch live.",
@@ -42,14 +38,7 @@ ModelPath = Annotated[Path, typer.Option("--model", help="Model file (skops); me
 
 @contextmanager
 def _progress(description: str) -> Iterator[Callable[[str, int, int], None]]:
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with counted_progress() as progress:
         tasks: dict[str, TaskID] = {}
 
         def update(stage: str, done: int, total: int) -> None:
@@ -72,6 +61,8 @@ def _scenario_folders(folder: Path) -> list[Path]:
 
 
 def _read(folders: Sequence[Path], description: str) -> list[Scenario]:
+    from slo.scenario import read_scenario
+
     scenarios = []
     with _progress(description) as update:
         for i, folder in enumerate(folders):
@@ -84,11 +75,15 @@ def _read(folders: Sequence[Path], description: str) -> list[Scenario]:
 
 
 def _generate(seed: int, count: int, hours: float, description: str) -> list[Scenario]:
+    from alerts.generator import generate_set
+
     with console.status(f"{description}: generating {count} scenarios of {hours:g} h (seed {seed})"):
         return generate_set(seed, count, hours=hours)
 
 
 def _load_model(path: Path) -> PredictiveModel:
+    from alerts.model import ModelError, PredictiveModel
+
     try:
         return PredictiveModel.load(path)
     except ModelError as exc:
@@ -105,10 +100,13 @@ def train_command(
     count: Annotated[int, typer.Option(min=3, help="Scenarios to generate")] = 80,
     hours: Annotated[float, typer.Option(min=2.0, help="Hours per generated scenario")] = 24.0,
     horizon: Annotated[
-        float, typer.Option(min=1.0, help="Minutes ahead the page is predicted")
-    ] = DEFAULT_HORIZON_MINUTES,
+        float | None, typer.Option(min=1.0, help="Minutes ahead the page is predicted  [default: 30]")
+    ] = None,
 ) -> None:
     """Train the predictor of the fast-burn page on scenarios (fit, calibrate, choose the page policy)."""
+    from alerts.model import DEFAULT_HORIZON_MINUTES, ModelError, data_hash, train
+
+    horizon = horizon or DEFAULT_HORIZON_MINUTES
     if scenarios is not None:
         folders = _scenario_folders(scenarios)
         data = _read(folders, "train")
@@ -174,6 +172,10 @@ def evaluate(
     hours: Annotated[float, typer.Option(min=2.0, help="Hours per generated scenario")] = 24.0,
 ) -> None:
     """Page on scenarios with the model; compare with the burn-rate pages (precision, recall, lead, false pages)."""
+    from alerts.generator import write_set
+    from alerts.model import with_burn_rate
+    from alerts.scoring import burn_rate_pages, score_pages, write_pages
+
     predictor = _load_model(model)
     if generate_seed is not None:
         if scenarios.exists():
@@ -207,6 +209,7 @@ def evaluate(
 
 
 def _score_table(alone: PageScore, both: PageScore, theirs: PageScore, count: int, folder: Path) -> Table:
+
     table = Table(title=f"Predictive pages vs burn-rate pages on {count} scenarios ({folder}, {both.weeks:.2f} weeks)")
     table.add_column("measure")
     table.add_column("predictive alone", justify="right")
@@ -265,6 +268,17 @@ def watch(
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps")] = None,
 ) -> None:
     """Watch services and send predictive alerts (kind="predictive") before the burn-rate page fires."""
+    from alerts.watch import (
+        AlertmanagerSink,
+        PredictiveWatch,
+        PrometheusSource,
+        ReplaySource,
+        ScraperSource,
+        WebhookSink,
+        run_watch,
+    )
+    from slo.scenario import ScenarioSLO, read_scenario
+
     if (alertmanager is None) == (webhook is None):
         raise fail("give exactly one of --alertmanager and --webhook")
     if sum(x is not None and x != [] for x in (prometheus, scrape, replay)) != 1:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from alerts.anomaly.detector import QUIET, DetectorSettings, anomaly_scores
@@ -24,7 +23,7 @@ from alerts.anomaly.nab import (
     optimise_threshold,
     score_detector,
 )
-from nova.output import console, fail
+from nova.output import console, counted_progress, fail
 
 DETECTOR_NAME = "nova"  # NAB splits result file names on "_": a detector name must not contain one
 
@@ -75,14 +74,7 @@ def detect(
     settings = QUIET if quiet_settings else DetectorSettings()
     started = time.perf_counter()
     scores: dict[str, list[float]] = {}
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with counted_progress() as progress:
         task = progress.add_task("detecting", total=len(corpus.series))
         for series in corpus.series:
             progress.update(task, description=series.file_name)

@@ -7,6 +7,7 @@ import sys
 import typer
 import typer.rich_utils
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 # Piped output (files, CI logs, tests) gets wide lines rather than tables wrapped at 80 columns.
 PIPED_WIDTH = 200
@@ -21,3 +22,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print the one-line reason and leave with a non-zero code."""
     err.print(f"nova: {message}", highlight=False, markup=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def counted_progress() -> Progress:
+    """A transient bar for work counted in items (files, scenarios): description, bar, n of N, time."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
