@@ -274,7 +274,7 @@ class GameDay:
         self._loads[BASELINE] = Path(state["out"])
         pid = int(state["pid"])
         try:
-            self._wait(lambda: _alive(pid), float(timing.baseline) + 60.0)
+            self._wait(lambda: actions.is_background_load(pid), float(timing.baseline) + 60.0)
         finally:
             actions.stop_background_load(str(self.options.data_dir))
 
@@ -435,18 +435,6 @@ def _chaos_binary() -> Path:
     if found is None:
         raise GameDayError("the Chaos Toolkit (`chaos`) is not installed in this environment")
     return Path(found)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return finished == 0
 
 
 def _machine() -> str:
