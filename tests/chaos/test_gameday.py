@@ -74,10 +74,10 @@ def alive(pid: int) -> bool:
     """
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        executable = os.readlink(f"/proc/{pid}/exe")  # the server's backends too: their command lines are renamed
     except OSError:
         return False
-    return state != "Z" and b"/postgresql/" not in command
+    return state != "Z" and "/postgresql/" not in executable
 
 
 def start_gameday(out: Path, *args: str) -> subprocess.Popen[str]:
