@@ -97,7 +97,7 @@ def train_command(
         Path | None, typer.Option(help="Folder of scenario folders (DESIGN.md); default: generate a training set")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated training set")] = 1,
-    count: Annotated[int, typer.Option(min=3, help="Scenarios to generate")] = 80,
+    count: Annotated[int, typer.Option(min=3, help="Scenarios to generate")] = 200,
     hours: Annotated[float, typer.Option(min=2.0, help="Hours per generated scenario")] = 24.0,
     horizon: Annotated[
         float | None, typer.Option(min=1.0, help="Minutes ahead the page is predicted  [default: 30]")
@@ -140,7 +140,7 @@ def train_command(
     table.add_row("rows / rows before a page", f"{summary.rows} / {summary.positives}")
     table.add_row("features / horizon", f"{summary.feature_count} / {horizon:g} min")
     table.add_row("page policy", f"p >= {summary.policy.threshold:.2f} for {summary.policy.consecutive} rows")
-    table.add_row("validation precision / recall (with burn-rate)", f"{v.precision:.3f} / {v.recall:.3f}")
+    table.add_row("validation precision / recall (predictive alone)", f"{v.precision:.3f} / {v.recall:.3f}")
     table.add_row("validation median lead over burn-rate page", _minutes(v.median_lead_vs_baseline_minutes))
     table.add_row("validation false pages / week", f"{v.false_pages_per_week:.2f}")
     table.add_row("training data sha256", digest[:16] + "…")
@@ -158,11 +158,12 @@ def evaluate(
     pages_out: Annotated[
         Path | None, typer.Option("--pages-out", help="Write PAGES.json: scenario folder name -> page times")
     ] = None,
-    predictive_only: Annotated[
+    with_burn_rate_pages: Annotated[
         bool,
         typer.Option(
-            "--predictive-only",
-            help="Judge and write the predictive pages alone (default: with the burn-rate pages beside them)",
+            "--with-burn-rate",
+            help="Judge and write what on-call receives: the burn-rate pages beside the predictive ones"
+            " (default: the predictive pages alone)",
         ),
     ] = False,
     generate_seed: Annotated[
@@ -200,12 +201,12 @@ def evaluate(
     theirs = score_pages(data, baseline, baseline=baseline)
     if pages_out is not None:
         try:
-            write_pages(pages_out, pages if predictive_only else deployed)
+            write_pages(pages_out, deployed if with_burn_rate_pages else pages)
         except OSError as exc:
             raise fail(f"cannot write {pages_out}: {exc}") from None
     console.print(_score_table(alone, both, theirs, len(data), scenarios))
-    judged = "predictive alone" if predictive_only else "predictive + burn-rate"
-    console.print(f"{judged}: {_verdict(alone if predictive_only else both)}")
+    judged = "predictive + burn-rate" if with_burn_rate_pages else "predictive alone"
+    console.print(f"{judged}: {_verdict(both if with_burn_rate_pages else alone)}")
 
 
 def _score_table(alone: PageScore, both: PageScore, theirs: PageScore, count: int, folder: Path) -> Table:

@@ -19,7 +19,7 @@ from alerts.model import (
     PredictiveModel,
     data_hash,
     metadata_path,
-    onset_labels,
+    page_labels,
     split_scenarios,
     train,
     with_burn_rate,
@@ -59,34 +59,37 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_onset_label_is_the_condition_starting_within_the_horizon() -> None:
+def test_page_label_is_the_condition_holding_within_the_horizon() -> None:
     rng = np.random.default_rng(3)
     condition = rng.random(500) < 0.05
-    y, usable = onset_labels(condition, horizon_rows=7)
+    y, _ = page_labels(condition, horizon_rows=7)
     for i in range(condition.shape[0]):
-        expected = (not condition[i]) and bool(condition[i + 1 : i + 8].any())
-        assert y[i] == expected, i
-    np.testing.assert_array_equal(usable, ~condition)
+        assert y[i] == bool(condition[i : i + 8].any()), i
 
 
-def test_onset_label_ignores_every_row_up_to_its_own() -> None:
+def test_page_label_ignores_every_row_before_its_own() -> None:
     rng = np.random.default_rng(4)
     condition = rng.random(300) < 0.05
-    condition[150] = False
-    y, _ = onset_labels(condition, horizon_rows=20)
+    y, _ = page_labels(condition, horizon_rows=20)
     changed = condition.copy()
     changed[:150] = ~changed[:150]  # rewrite the whole past
-    y2, _ = onset_labels(changed, horizon_rows=20)
+    y2, _ = page_labels(changed, horizon_rows=20)
     assert y[150] == y2[150]
 
 
-def test_rows_already_breaching_are_not_training_rows() -> None:
+def test_only_the_first_horizon_of_a_breach_is_trained_on() -> None:
+    condition = np.zeros(40, dtype=bool)
+    condition[10:30] = True
+    _, usable = page_labels(condition, horizon_rows=5)
+    np.testing.assert_array_equal(np.flatnonzero(~usable), np.arange(15, 30))
+
+
+def test_a_breach_that_gives_no_warning_is_still_a_positive_while_it_begins() -> None:
     scenario = small_training_set(1)[0]
     condition = breach_condition(scenario)
-    assert condition.any()
-    y, usable = onset_labels(condition, 120)
-    assert not usable[condition].any()
-    assert y[condition].sum() == 0
+    onset = int(np.flatnonzero(condition)[0])
+    y, usable = page_labels(condition, 120)
+    assert y[onset] == 1 and usable[onset]
 
 
 def test_splits_are_disjoint_whole_scenarios_in_time_order() -> None:
