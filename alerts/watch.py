@@ -5,13 +5,16 @@ This module owns turning a stream of 15 s rows per service into predictive alert
 * Sources of rows: the embedded scraper (`slo.scraper.EmbeddedScraper`, services' own
   `/metrics`), a Prometheus server (the same counters, read with instant queries each step
   and differenced exactly as the scraper does), or a recorded scenario folder replayed as fast
-  as it can be read (drills, tests).
+  as it can be read or at a chosen pace (drills, tests).
 * `PredictiveWatch` keeps one `OnlineFeatures` stream per service and the model's page policy:
   an alert starts when the calibrated probability has been >= threshold for `consecutive`
   rows and stays while it holds; it is resolved when the probability falls back.
 * Sinks: Alertmanager's API v2 (`POST /api/v2/alerts`, re-sent every step while firing with
   `endsAt` a few steps ahead, so Alertmanager resolves it by itself if the watcher dies) or a
   webhook receiving Alertmanager's webhook payload (version 4), as the pager expects.
+  `NowStampedSink` stamps a replay's notices as if its newest row were now: Alertmanager takes
+  an alert whose `endsAt` is past as resolved, so a drill on last month's recording would
+  otherwise never page.
 
 Alerts carry labels `alertname`, `severity="page"`, `slo`, `service`, `kind="predictive"`,
 `sloth_id` (`<service>-<slo>`, as the burn-rate alerts of the same SLO) and
@@ -27,7 +30,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -248,6 +251,21 @@ class WebhookSink:
         self._client.close()
 
 
+class NowStampedSink:
+    """Another sink, fed each notice shifted in time so that the row it came from is now (how
+    long an alert has been firing is kept)."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def send(self, alerts: Sequence[PredictiveAlert]) -> None:
+        now = time.time()
+        self._sink.send([replace(a, starts_at=a.starts_at + now - a.at, at=now) for a in alerts])
+
+    def close(self) -> None:
+        self._sink.close()
+
+
 def _post(client: httpx.Client, url: str, body: Any) -> None:
     """Deliver, or log why not: a receiver that is down must not stop the watch."""
     try:
@@ -275,15 +293,19 @@ class Source(Protocol):
 
 
 class ReplaySource:
-    """A recorded scenario folder's rows, as service `service`, as fast as they can be read."""
+    """A recorded scenario folder's rows, as service `service`: as fast as they can be read, or
+    `speed` times faster than they were recorded (60: an hour a minute)."""
 
-    def __init__(self, scenario: Scenario, service: str = "payments") -> None:
+    def __init__(self, scenario: Scenario, service: str = "payments", speed: float | None = None) -> None:
         self.scenario = scenario
         self.services = [service]
+        self._pause = STEP_SECONDS / speed if speed else 0.0
 
     def steps(self) -> Iterator[tuple[float, dict[str, Row]]]:
         s = self.scenario
         for i in range(s.timestamps.shape[0]):
+            if i and self._pause:
+                time.sleep(self._pause)
             at = float(s.timestamps[i])
             row = Row(
                 at,

@@ -263,6 +263,10 @@ def watch(
         list[str] | None, typer.Option("--scrape", help="NAME=URL of a service whose /metrics to scrape (repeat)")
     ] = None,
     replay: Annotated[Path | None, typer.Option(help="Replay a recorded scenario folder (drills)")] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="With --replay: replay this many times faster than recorded  [default: at once]"),
+    ] = None,
     runbook_base: Annotated[str, typer.Option(help="Prefix of every runbook_url")] = "runbooks",
     once: Annotated[bool, typer.Option("--once", help="Take one step, deliver, stop")] = False,
     duration: Annotated[float | None, typer.Option(min=0.0, help="Stop after this many seconds")] = None,
@@ -271,6 +275,7 @@ def watch(
     """Watch services and send predictive alerts (kind="predictive") before the burn-rate page fires."""
     from alerts.watch import (
         AlertmanagerSink,
+        NowStampedSink,
         PredictiveWatch,
         PrometheusSource,
         ReplaySource,
@@ -284,6 +289,8 @@ def watch(
         raise fail("give exactly one of --alertmanager and --webhook")
     if sum(x is not None and x != [] for x in (prometheus, scrape, replay)) != 1:
         raise fail("give exactly one source: --prometheus, --scrape or --replay")
+    if speed is not None and replay is None:
+        raise fail("--speed paces a --replay; live sources keep their own time")
     predictor = _load_model(model)
     slo = ScenarioSLO()
     source: Source
@@ -293,7 +300,7 @@ def watch(
         except SourceError as exc:
             raise fail(str(exc)) from None
         slo = recorded.slo
-        source = ReplaySource(recorded, (service or ["payments"])[0])
+        source = ReplaySource(recorded, (service or ["payments"])[0], speed)
     elif scrape:
         urls = {}
         for item in scrape:
@@ -312,6 +319,8 @@ def watch(
     if not target.startswith(("http://", "https://")):
         raise fail(f"{target!r}: expected an http(s) URL")
     sink: Sink = AlertmanagerSink(target) if alertmanager else WebhookSink(target)
+    if replay is not None:
+        sink = NowStampedSink(sink)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     console.print(
         f"watching {', '.join(source.services)} with {model} (p >= {predictor.policy.threshold:.2f} for "

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,32 @@ def test_watch_sends_predictive_alerts_to_alertmanager_api_v2(
     assert alert["startsAt"].endswith("Z") and alert["endsAt"] > alert["startsAt"]
 
 
+def test_a_replay_is_stamped_as_if_its_newest_row_were_now(
+    model_file: Path, incident: tuple[Path, Scenario], receiver: Receiver
+) -> None:
+    """Alertmanager takes an alert whose endsAt is past as resolved: a drill must look live."""
+    folder, _ = incident
+    before = time.time()
+    result = CliRunner().invoke(
+        alerts_app,
+        ["watch", "--model", str(model_file), "--replay", str(folder), "--alertmanager", receiver.url, *UNTIL_BREACH],
+    )
+    assert result.exit_code == 0, result.output
+    firing = receiver.posts[0][1][0]
+    starts, ends = (datetime.fromisoformat(firing[key]).timestamp() for key in ("startsAt", "endsAt"))
+    assert before <= starts <= time.time()  # the recording is months old
+    assert ends == pytest.approx(starts + 60, abs=1)
+
+
+def test_a_replay_at_a_speed_takes_a_step_per_interval_over_speed(incident: tuple[Path, Scenario]) -> None:
+    _, scenario = incident
+    steps = ReplaySource(scenario, speed=150.0).steps()  # 15 s rows, one every 0.1 s
+    started = time.monotonic()
+    times = [next(steps)[0] for _ in range(4)]
+    assert time.monotonic() - started >= 0.3
+    assert times == [float(t) for t in scenario.timestamps[:4]]
+
+
 def test_watch_alerts_before_the_incident_breaches(model_file: Path, incident: tuple[Path, Scenario]) -> None:
     _, scenario = incident
     breach = scenario.incidents[0].breach
@@ -181,6 +209,7 @@ def test_watch_stops_after_one_step_with_once(
         (["--alertmanager", "http://127.0.0.1:9"], "exactly one source"),
         (["--alertmanager", "ftp://x", "--scrape", "payments=http://127.0.0.1:9"], "http(s) URL"),
         (["--alertmanager", "http://127.0.0.1:9", "--scrape", "payments"], "NAME=http"),
+        (["--alertmanager", "http://127.0.0.1:9", "--scrape", "p=http://127.0.0.1:9", "--speed", "60"], "--speed"),
     ],
 )
 def test_watch_refuses_bad_options_in_one_line(model_file: Path, args: list[str], reason: str) -> None:

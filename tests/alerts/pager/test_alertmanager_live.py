@@ -1,4 +1,5 @@
-"""A real Alertmanager routing to a real `nova pager serve`: the page arrives, then its resolve.
+"""A real Alertmanager routing to a real `nova pager serve`: the page arrives, then its resolve;
+and the predictive watch's alerts, posted to that Alertmanager, page through it.
 
 Needs Debian's `prometheus-alertmanager`; outside CI it skips without it, in CI (`CI=true`) it fails.
 """
@@ -16,9 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from loadtests.bench.processes import OwnedProcess
+from nova.alerts_cli import alerts_app
+from slo.scenario import write_scenario
 from tests.alerts.pager.conftest import running_pager
+from tests.alerts.test_model import small_training_set, train_small_model
 from tests.nova.conftest import free_port
 
 BINARY = "/usr/bin/prometheus-alertmanager"
@@ -94,6 +99,28 @@ def test_alertmanager_pages_through_nova_pager_and_resolves(alertmanager_routing
 
     assert "`nova runbooks run PaymentsAvailabilityBurn`" in firing
     assert resolved.count("# [PAGE] FIRING") == 1
+
+
+def test_predictive_watch_pages_through_alertmanager_before_the_breach(
+    alertmanager_routing_to: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, pages = alertmanager_routing_to
+    model = tmp_path / "model.skops"
+    train_small_model(model)
+    scenario = small_training_set(1)[0]  # a pool exhaustion the model learnt the signs of
+    write_scenario(tmp_path / "drill", scenario)
+    breach = scenario.incidents[0].breach
+    assert breach is not None
+    until_breach = str(int((breach - scenario.timestamps[0]) // 15) + 1)
+
+    drill = ["--replay", str(tmp_path / "drill"), "--max-steps", until_breach]
+    result = CliRunner().invoke(alerts_app, ["watch", "--model", str(model), *drill, "--alertmanager", url])
+    assert result.exit_code == 0, result.output
+
+    page = _wait_for(pages, "PredictedBurn")
+    assert "# [PAGE] FIRING Payments" in page
+    assert "Predicted breach of the page condition in ~" in page
+    assert "-predictive.md" in page
 
 
 def _wait_for(path: Path, text: str) -> str:
