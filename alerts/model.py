@@ -282,7 +282,7 @@ def train(
 
     X, y = _stack([prepared[i] for i in fit_ix], thin=True)
     if y.sum() == 0:
-        raise ModelError("no row of the fitting scenarios precedes a page: nothing to learn from")
+        raise ModelError("the page condition never holds in the fitting scenarios: nothing to learn from")
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.frozen import FrozenEstimator
@@ -303,7 +303,7 @@ def train(
             progress("fit", 1, 1)
         Xc, yc = _stack([prepared[i] for i in cal_ix], thin=False)
         if yc.sum() == 0 or yc.sum() == yc.shape[0]:
-            raise ModelError("the calibration scenarios need rows before a page and rows without one")
+            raise ModelError("the calibration scenarios need rows with a page ahead and rows without one")
         calibrated = CalibratedClassifierCV(FrozenEstimator(booster), method="sigmoid")
         calibrated.fit(Xc, yc)
     if progress:
@@ -324,7 +324,7 @@ def train(
         "format": MODEL_FORMAT,
         # format . creation time . training data: which model, trained on what, at a glance
         "model_version": f"{MODEL_FORMAT}.{created:%Y%m%d%H%M%S}.{digest[:8]}",
-        "kind": "fast-burn page onset",
+        "kind": "fast-burn page within the horizon",
         "features": list(FEATURE_NAMES),
         "horizon_minutes": horizon_minutes,
         "threshold": policy.threshold,

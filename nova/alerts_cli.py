@@ -137,7 +137,7 @@ def train_command(
         "scenarios fit / calibrate / validate",
         f"{len(parts['fit'])} / {len(parts['calibrate'])} / {len(parts['validate'])} (policy on the last two)",
     )
-    table.add_row("rows / rows before a page", f"{summary.rows} / {summary.positives}")
+    table.add_row("rows / rows the page holds within the horizon", f"{summary.rows} / {summary.positives}")
     table.add_row("features / horizon", f"{summary.feature_count} / {horizon:g} min")
     table.add_row("page policy", f"p >= {summary.policy.threshold:.2f} for {summary.policy.consecutive} rows")
     table.add_row("validation precision / recall (predictive alone)", f"{v.precision:.3f} / {v.recall:.3f}")

@@ -64,7 +64,12 @@ def test_train_writes_a_model_with_the_hash_of_its_training_files(training_folde
 def test_train_prints_the_training_summary(training_folder: Path, tmp_path: Path) -> None:
     result = nova_alerts("train", "--scenarios", training_folder, "--model", tmp_path / "m.skops")
     assert result.exit_code == 0, result.output
-    for expected in ("rows / rows before a page", "page policy", "validation precision / recall", "sha256"):
+    for expected in (
+        "rows / rows the page holds within the horizon",
+        "page policy",
+        "validation precision / recall",
+        "sha256",
+    ):
         assert expected in result.output
 
 
