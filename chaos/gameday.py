@@ -47,7 +47,7 @@ from chaos.gameday_plan import (
 )
 from chaos.monitoring import MonitoringStack, find_binaries
 from chaos.platform import find_platform
-from chaos.processes import OwnedProcess, free_ports
+from loadtests.processes import OwnedProcess, free_ports
 from slo.scenario import COUNT_COLUMNS, GAUGE_COLUMNS, Incident, Scenario, first_breach, write_scenario
 from slo.scenario import STEP_SECONDS as SCENARIO_STEP_SECONDS
 from slo.scraper import EmbeddedScraper, Row, combine

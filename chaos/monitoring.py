@@ -23,12 +23,11 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import numpy as np
 import yaml
 
 from chaos.errors import ChaosError
-from chaos.processes import OwnedProcess, free_ports
+from loadtests.processes import OwnedProcess, ProcessError, free_ports
 from slo.errors import SourceError
 from slo.evaluator import firing_intervals
 from slo.prometheus_api import PrometheusAPI
@@ -141,18 +140,10 @@ def _start(name: str, command: list[str], log_path: Path) -> OwnedProcess:
 
 
 def _wait_ready(process: OwnedProcess, url: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if not process.running:
-            raise MonitoringError(
-                f"{process.name} exited with code {process.popen.returncode} while starting: {process.log_tail()}"
-            )
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise MonitoringError(f"{process.name} was not ready at {url} in time: {process.log_tail()}")
+    try:
+        process.wait_ready(url, max(0.0, deadline - time.monotonic()))
+    except ProcessError as exc:
+        raise MonitoringError(str(exc)) from None
 
 
 class MonitoringStack:

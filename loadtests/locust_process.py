@@ -12,20 +12,16 @@ forked workers: the same process group) by its PID, and nothing else.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO
 
 from loadtests.gate import Thresholds, evaluate_gate
+from loadtests.processes import OwnedProcess, free_ports
 from loadtests.results import ResultFiles, RunParameters, RunSummary, write_results
 from loadtests.samples import SAMPLES_FILE, SERVICES_FILE, read_samples, read_service_samples
 
@@ -35,7 +31,6 @@ LOG_FILE = "locust.log"
 # Locust's start-up (imports, forking workers, the users' on_start) and stop (users finishing
 # their task, the samples shipped and written) on top of the shape's duration.
 GRACE_SECONDS = 90.0
-STOP_SECONDS = 15.0
 
 Tick = Callable[[float], None]
 
@@ -80,7 +75,7 @@ class LocustRun:
         if self.run.processes > 1:
             # The forked workers reach their master on loopback; a port of its own (not Locust's
             # 5557 on every interface) lets several runs share a machine and keeps the port private.
-            port = str(free_port())
+            port = str(free_ports()[0])
             command += ["--processes", str(self.run.processes), "--master-bind-host", "127.0.0.1"]
             command += ["--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port]
         return command
@@ -89,50 +84,19 @@ class LocustRun:
         return {**os.environ, "NOVA_ADMIN_TOKEN": self.admin_token}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
-class LocustProcess:
-    """A running Locust; a context manager that always stops it (and only it)."""
+class LocustProcess(OwnedProcess):
+    """A running Locust; a context manager that always stops it, its forked workers with it."""
 
     def __init__(self, spec: LocustRun) -> None:
         spec.results.mkdir(parents=True, exist_ok=True)
         self.spec = spec
-        self.log_path = spec.results / LOG_FILE
-        self._log: IO[bytes] = self.log_path.open("wb")
-        self.started = time.monotonic()
-        try:
-            self.popen = subprocess.Popen(
-                spec.command(),
-                cwd=REPO_ROOT,
-                env=spec.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except BaseException:
-            self._log.close()
-            raise
-
-    def __enter__(self) -> LocustProcess:
-        return self
-
-    def __exit__(
-        self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        super().__init__(
+            "Locust", spec.command(), spec.results / LOG_FILE, spec.environment(), cwd=REPO_ROOT, whole_group=True
+        )
 
     def wait(self, timeout: float | None, tick: Tick | None = None) -> int:
         """Wait for Locust to exit, ticking a few times a second; stop it if `timeout` passes."""
@@ -146,32 +110,8 @@ class LocustProcess:
                 if deadline is not None and time.monotonic() > deadline:
                     self.stop()
                     raise LocustError(
-                        f"Locust was still running {timeout:.0f} s after it started; stopped it ({self.log_tail()})"
+                        f"Locust was still running {timeout:.0f} s after it started; stopped it ({self.log_tail(3)})"
                     ) from None
-
-    def stop(self) -> None:
-        """SIGTERM to Locust's process group (it stops its users and workers), SIGKILL if it lingers."""
-        try:
-            if self.popen.poll() is None:
-                self._signal_group(signal.SIGTERM)
-                try:
-                    self.popen.wait(timeout=STOP_SECONDS)
-                except subprocess.TimeoutExpired:
-                    self._signal_group(signal.SIGKILL)
-                    self.popen.wait()
-            # Forked workers that outlived the master still carry its group id.
-            self._signal_group(signal.SIGKILL)
-        finally:
-            self._log.close()
-
-    def _signal_group(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, sig)
-
-    def log_tail(self, lines: int = 3) -> str:
-        self._log.flush()
-        text = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
-        return " | ".join(line.strip() for line in text[-lines:]) or "no output"
 
 
 def run_headless(spec: LocustRun, tick: Tick | None = None) -> int:

@@ -23,8 +23,9 @@ import psycopg
 
 from loadtests.bench.errors import BenchError
 from loadtests.bench.hello_asgi import serve_command
-from loadtests.bench.processes import OwnedProcess, free_port
+from loadtests.bench.processes import REPO_ROOT, clean_environment
 from loadtests.bench.wrk import WRK_THREADS, Tick, WrkRun, run_wrk
+from loadtests.processes import OwnedProcess, free_ports
 
 WARMUP_SECONDS = 3
 _COMMIT_TABLE = (
@@ -43,10 +44,11 @@ class CommitRate(NamedTuple):
 
 def http_ceiling(workdir: Path, connections: int, seconds: int, workers: int, tick: Tick) -> WrkRun:
     """wrk against a bare ASGI app served exactly as the services are (uvloop, httptools, no access log)."""
-    port = free_port(set())
+    (port,) = free_ports()
     command = serve_command(port, workers)
     url = f"http://127.0.0.1:{port}/"
-    with OwnedProcess("hello-world ASGI", command, workdir / "hello-asgi.log") as server:
+    log = workdir / "hello-asgi.log"
+    with OwnedProcess("hello-world ASGI", command, log, clean_environment(), cwd=REPO_ROOT) as server:
         server.wait_ready(url)
         run_wrk(url, connections, WARMUP_SECONDS)
         return run_wrk(url, connections, seconds, tick=tick)

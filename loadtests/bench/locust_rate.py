@@ -32,8 +32,9 @@ from rich.table import Table
 
 from loadtests.bench.errors import BenchError
 from loadtests.bench.hello_asgi import serve_command
-from loadtests.bench.processes import REPO_ROOT, OwnedProcess, clean_environment, free_port
+from loadtests.bench.processes import REPO_ROOT, clean_environment
 from loadtests.bench.wrk import parse_wrk
+from loadtests.processes import OwnedProcess, ProcessError, free_ports
 
 HELLO_LOCUSTFILE = Path(__file__).resolve().parent / "hello_locustfile.py"
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
         locust, wrk = measure(settings, console)
-    except BenchError as exc:
+    except (BenchError, ProcessError) as exc:
         Console(stderr=True).print(f"locust_rate: {exc}", markup=False, highlight=False)
         return 2
     except KeyboardInterrupt:
@@ -98,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
 def measure(settings: Settings, console: Console) -> tuple[list[GeneratorRun], GeneratorRun | None]:
     with tempfile.TemporaryDirectory(prefix="nova-locust-rate-") as scratch:
         workdir = Path(scratch)
-        port = free_port(set())
+        (port,) = free_ports()
         url = f"http://127.0.0.1:{port}"
-        with OwnedProcess(
-            "hello-world ASGI", serve_command(port, settings.server_workers), workdir / "hello.log"
-        ) as app:
+        command = serve_command(port, settings.server_workers)
+        log = workdir / "hello.log"
+        with OwnedProcess("hello-world ASGI", command, log, clean_environment(), cwd=REPO_ROOT) as app:
             app.wait_ready(url + "/")
             runs = []
             for number in range(1, settings.runs + 1):

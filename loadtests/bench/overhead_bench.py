@@ -31,6 +31,7 @@ from loadtests.bench.payers import Payer, seed_payers, write_wrk_script
 from loadtests.bench.processes import nova_serve
 from loadtests.bench.report import print_machine
 from loadtests.bench.wrk import WRK_THREADS, WrkRun, require_wrk, run_wrk
+from loadtests.processes import ProcessError
 
 
 class Mode(NamedTuple):
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print_machine(console, describe_machine(require_wrk(), None).lines())
         runs = measure(args.duration, args.connections, args.rounds, console)
-    except BenchError as exc:
+    except (BenchError, ProcessError) as exc:
         console.print(f"[red]overhead benchmark failed:[/red] {exc}")
         return 2
     except KeyboardInterrupt:

@@ -51,6 +51,7 @@ from loadtests.bench.results import (
     PaymentsResult,
 )
 from loadtests.bench.wrk import WRK_THREADS, Tick, WrkRun, require_wrk, run_wrk
+from loadtests.processes import ProcessError
 
 RAW_COMMIT_SECONDS = 5
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
         result = run(settings, console)
-    except BenchError as exc:
+    except (BenchError, ProcessError) as exc:
         Console(stderr=True).print(f"payments_bench: {exc}", markup=False, highlight=False)
         return 2
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.bench.processes import OwnedProcess
+from loadtests.processes import OwnedProcess
 from nova.serve import Platform
 from slo.rules import RuleOptions, render
 from slo.spec import load_specs

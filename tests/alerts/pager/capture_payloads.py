@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from loadtests.bench.processes import OwnedProcess
+from loadtests.processes import OwnedProcess
 from tests.nova.conftest import free_port
 
 PAYLOADS = Path(__file__).parent / "payloads"

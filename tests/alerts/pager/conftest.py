@@ -4,6 +4,7 @@ webhooks and PagerDuty, and trace files written by the suite's own exporter."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from alerts.pager.page import Page
 from alerts.pager.webhook import Notification, parse_notification
 from instrumentation.file_exporter import FileSpanExporter
-from loadtests.bench.processes import OwnedProcess
+from loadtests.processes import OwnedProcess
 from tests.nova.conftest import free_port
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -228,7 +229,8 @@ def running_pager(
         f"--data-dir={tmp_path / 'data'}",
         *options,
     ]
-    with OwnedProcess("nova pager serve", command, tmp_path / "pager.log", env) as process:
+    environment = {**os.environ, **(env or {})}
+    with OwnedProcess("nova pager serve", command, tmp_path / "pager.log", environment) as process:
         url = f"http://127.0.0.1:{port}"
         process.wait_ready(f"{url}/healthz")
         yield url, process

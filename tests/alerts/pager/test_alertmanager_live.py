@@ -19,7 +19,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from loadtests.bench.processes import OwnedProcess
+from loadtests.processes import OwnedProcess
 from nova.alerts_cli import alerts_app
 from slo.scenario import write_scenario
 from tests.alerts.pager.conftest import running_pager
