@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtests.gate import Thresholds, evaluate_gate
-from loadtests.processes import OwnedProcess, free_ports
+from loadtests.processes import OwnedProcess, free_ports, log_tail
 from loadtests.results import ResultFiles, RunParameters, RunSummary, write_results
 from loadtests.samples import SAMPLES_FILE, SERVICES_FILE, read_samples, read_service_samples
 
@@ -136,7 +136,7 @@ def collect(
     if not samples_path.is_file():
         raise LocustError(
             f"Locust exited with code {exit_code} without writing {samples_path} "
-            f"({_tail(spec.results / LOG_FILE)}; full log in {spec.results / LOG_FILE})"
+            f"({log_tail(spec.results / LOG_FILE, 3)}; full log in {spec.results / LOG_FILE})"
         )
     try:
         samples = list(read_samples(samples_path))
@@ -150,11 +150,3 @@ def collect(
         judged = [s for s in samples if s.timestamp >= cutoff]
     summary = RunSummary(evaluate_gate(judged, thresholds), spec.run)
     return summary, write_results(spec.results, summary, samples, services)
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return "no log"
-    return " | ".join(text[-lines:]) or "no output"

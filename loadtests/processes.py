@@ -87,12 +87,7 @@ class OwnedProcess:
         return time.monotonic() - self.started
 
     def log_tail(self, lines: int = 1) -> str:
-        """The last non-blank lines of the log, joined with " | "."""
-        try:
-            text = [line.strip() for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
-        except OSError:
-            return "(no output)"
-        return " | ".join(text[-lines:]) or "(no output)"
+        return log_tail(self.log_path, lines)
 
     def wait_ready(self, url: str, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         """Return once `url` answers 200; ProcessError, with the log's last lines, if the child
@@ -147,6 +142,15 @@ class OwnedProcess:
             if not self._signal_group(0):
                 return
         self._signal_group(signal.SIGKILL)
+
+
+def log_tail(path: Path, lines: int = 1) -> str:
+    """The last non-blank lines of a log, joined with " | ", for a one-line error."""
+    try:
+        text = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(no output)"
 
 
 def free_ports(count: int = 1) -> list[int]:
