@@ -20,8 +20,11 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # a zombie still answers signal 0 until its parent reaps it
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(") ")[1][0] != "Z"
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:  # reaped between the two looks
+        return False
+    return stat.split(") ")[1][0] != "Z"
 
 
 def _python(code: str) -> list[str]:
