@@ -53,7 +53,8 @@ class TokenAuthority:
 
         The digest is what the payments service looks up to honour revocation.
         """
-        if not token:
+        if not token or not _is_printable_ascii(token):
+            # compare_digest refuses non-ASCII text with a TypeError: such a token is simply wrong.
             raise Problem("unauthorized")
         if hmac.compare_digest(token.encode(), self._admin_token):
             return ADMIN, ""
@@ -69,6 +70,11 @@ class TokenAuthority:
     def _mac(self, customer_id: str, nonce: str) -> str:
         message = f"{customer_id}.{nonce}".encode()
         return hmac.new(self._mac_key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def _is_printable_ascii(token: str) -> bool:
+    """Visible ASCII only (0x21-0x7e): what every token this authority issues is made of."""
+    return token.isascii() and token.isprintable() and " " not in token
 
 
 def token_digest(token: str) -> str:

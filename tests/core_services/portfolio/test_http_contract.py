@@ -141,3 +141,14 @@ def test_openapi_describes_every_error_of_every_route(market: Market) -> None:
     assert "Problem" in schema["components"]["schemas"]
     assert "404" in schema["paths"]["/v1/quotes/{symbol}"]["get"]["responses"]
     assert "404" in schema["paths"]["/v1/portfolios/{account_id}"]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("service", "path"),
+    [("payments", "/v1/accounts/acc_00000000000000000000"), ("portfolio", "/v1/quotes/NOVA")],
+)
+def test_a_non_ascii_token_over_http_is_401_on_both_services(market: Market, service: str, path: str) -> None:
+    client = market.payments if service == "payments" else market.portfolio
+    response = client.get(path, headers={"Authorization": b"Bearer nvt_a_b_c_\xe9"})
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "unauthorized"
