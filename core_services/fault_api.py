@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -33,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from core_services.auth import TokenAuthority, require_admin
 from core_services.faults import WORKER_KILL, ActiveFault, CpuBurner, FaultBoard, LastingFault, WorkerKill
-from core_services.http import API_PREFIX, bearer, bearer_token
+from core_services.http import API_PREFIX, bearer, bearer_token, parse_json_body
 from core_services.problems import PROBLEM_MEDIA_TYPE, Problem, error_responses
 from core_services.telemetry import FAULTS_ACTIVE
 
@@ -177,7 +176,7 @@ def _kind(board: FaultBoard, name: str) -> type[LastingFault]:
 def _parse(kind: type[LastingFault], raw: bytes) -> LastingFault:
     """The body as `kind`'s settings; errors in the shape every other route gives them."""
     try:
-        document = json.loads(raw)
+        document = parse_json_body(raw)
     except ValueError:
         raise Problem("malformed_json") from None
     try:

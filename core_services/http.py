@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -35,6 +37,69 @@ class StrictBody(BaseModel):
     """Request bodies: unknown fields and loose types (\"10\" for 10, 1.0 for 1) are refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return document
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A request body as JSON, held to what the API promises its callers.
+
+    A key twice in one object is refused (json.loads would keep the last, so
+    `"amount_minor":1,"amount_minor":999999` would pay the second), and so is nesting
+    deeper than the parser's recursion limit (`[` x 60,000): both 422. Other broken
+    JSON raises `json.JSONDecodeError` (a ValueError), as json.loads does.
+    """
+    try:
+        return json.loads(raw, object_pairs_hook=_refuse_duplicate_keys)
+    except _DuplicateKey as duplicate:
+        raise Problem("validation_error", f"key {duplicate.key!r} appears twice in one object") from None
+    except RecursionError:
+        raise Problem("validation_error", "the body is nested too deeply") from None
+
+
+class _RefusedBody(StarletteHTTPException):
+    """A body `parse_json_body` refused; FastAPI lets HTTP exceptions through its body reading untouched."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.status)
+        self.problem = problem
+
+
+class _StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            try:
+                self._json = parse_json_body(await self.body())
+            except Problem as problem:
+                raise _RefusedBody(problem) from None
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """Every route of the services reads its JSON body through `parse_json_body`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_StrictJsonRequest(request.scope, request.receive))
+
+        return strict
 
 
 bearer = HTTPBearer(auto_error=False, description="Admin token or a customer token from POST /v1/customers")
@@ -124,6 +189,7 @@ def build_app(
     `faults` (only with fault injection enabled) adds the request fault hooks.
     """
     app = FastAPI(title=title, description=description, version="1.0.0", docs_url=None, redoc_url=None)
+    app.router.route_class = StrictJsonRoute
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     if faults is not None:
@@ -138,6 +204,11 @@ def build_app(
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return Problem("internal_error").response(request.url.path)
 
+    async def on_refused_body(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, _RefusedBody)
+        return exc.problem.response(request.url.path)
+
+    app.add_exception_handler(_RefusedBody, on_refused_body)
     app.add_exception_handler(Exception, on_crash)
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app

@@ -212,6 +212,18 @@ def test_a_body_that_is_not_json_is_400(payments: PaymentsApi) -> None:
     assert_problem(response, 400, "malformed_json")
 
 
+@pytest.mark.parametrize(
+    "raw", [b"[" * 60_000, b'{"ms": 5, "ttl_seconds": 60, "ms": 5000}'], ids=["nested-60000-deep", "duplicate-key"]
+)
+def test_a_body_nested_too_deep_or_naming_a_key_twice_is_422(payments: PaymentsApi, raw: bytes) -> None:
+    response = payments.client.put(
+        "/admin/faults/latency", content=raw, headers={**ADMIN, "Content-Type": "application/json"}
+    )
+
+    assert_problem(response, 422, "validation_error")
+    assert active_faults(payments) == []
+
+
 @pytest.mark.parametrize(("method", "name"), [("PUT", "gremlins"), ("PUT", "payments_errors"), ("DELETE", "gremlins")])
 def test_a_fault_the_service_does_not_have_is_404(payments: PaymentsApi, method: str, name: str) -> None:
     response = payments.client.request(method, f"/admin/faults/{name}", json={"ttl_seconds": 60}, headers=ADMIN)

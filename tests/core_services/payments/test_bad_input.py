@@ -106,6 +106,7 @@ BAD_BODIES = {
     "body-is-a-string": Bad(422, "validation_error", body="pay me"),
     "unknown-field": Bad(422, "validation_error", changes={"memo": "surprise"}),
     "one-megabyte-body": Bad(413, "payload_too_large", raw=ONE_MEGABYTE),
+    "nested-60000-deep": Bad(422, "validation_error", raw=b"[" * 60_000),
 }
 
 BAD_AMOUNTS = {
@@ -236,6 +237,18 @@ def test_a_bad_customer_request_is_refused_and_writes_nothing(world: World, bad:
     response = bad.send(world, "/v1/customers", {"name": "Bob"}, default_caller="admin")
 
     assert_refused_and_nothing_written(world, response, bad, before)
+
+
+def test_a_payment_naming_a_key_twice_is_422_and_pays_neither_amount(world: World) -> None:
+    before = world.stored()
+    raw = (
+        f'{{"from_account": "{world.funded}", "to_account": "{world.empty}", "currency": "USD",'
+        ' "amount_minor": 1, "amount_minor": 5000}'
+    )
+    response = Bad(422, "validation_error", raw=raw.encode()).send(world, "/v1/payments", {}, default_caller="owner")
+
+    assert_refused_and_nothing_written(world, response, Bad(422, "validation_error"), before)
+    assert "amount_minor" in response.json()["detail"]
 
 
 def test_a_one_megabyte_body_streamed_without_a_length_is_413_and_writes_nothing(world: World) -> None:
