@@ -33,6 +33,7 @@ TITLES: dict[str, tuple[int, str]] = {
     "insufficient_funds": (422, "Insufficient funds"),
     "currency_mismatch": (422, "Currency does not match the accounts"),
     "same_account": (422, "Cannot pay an account from itself"),
+    "balance_limit_exceeded": (422, "The balance would leave the range a balance can hold"),
     "insufficient_position": (422, "Not enough shares to sell"),
     "payment_rejected": (422, "Payment for the order was rejected"),
     "rate_limited": (429, "Too many requests"),

@@ -219,7 +219,14 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         response_model=DepositOut,
         tags=["payments"],
         summary="Fund an account from the platform's funding account (admin)",
-        responses=error_responses(*ALWAYS_ERRORS, *BODY_ERRORS, *IDEMPOTENCY_ERRORS, "forbidden", "account_not_found"),
+        responses=error_responses(
+            *ALWAYS_ERRORS,
+            *BODY_ERRORS,
+            *IDEMPOTENCY_ERRORS,
+            "forbidden",
+            "account_not_found",
+            "balance_limit_exceeded",
+        ),
     )
     async def deposit(body: NewDeposit, principal: Caller, idempotency_key: IdempotencyKey) -> Any:
         key = check_idempotency_key(idempotency_key)
@@ -237,6 +244,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
             *IDEMPOTENCY_ERRORS,
             "account_not_found",
             "insufficient_funds",
+            "balance_limit_exceeded",
             "currency_mismatch",
             "same_account",
         ),

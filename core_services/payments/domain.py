@@ -13,6 +13,9 @@ from typing import Any
 from core_services.currencies import ISO_4217
 
 MAX_AMOUNT_MINOR = 10**15
+# Balances are 64-bit signed integers in the database (PostgreSQL bigint; SQLite would
+# silently turn an overflowing sum into a float): no balance may leave this range.
+MAX_BALANCE_MINOR = 2**63 - 1
 
 
 class LedgerRuleViolation(ValueError):
@@ -86,6 +89,10 @@ def plan_transfer(from_account: Account, to_account: Account, amount_minor: int,
         )
     if not from_account.is_funding and from_account.balance_minor < amount_minor:
         raise LedgerRuleViolation("insufficient_funds", f"account {from_account.id} cannot pay {amount_minor}")
+    if to_account.balance_minor + amount_minor > MAX_BALANCE_MINOR:
+        raise LedgerRuleViolation("balance_limit_exceeded", f"account {to_account.id} cannot hold {amount_minor} more")
+    if from_account.balance_minor - amount_minor < -MAX_BALANCE_MINOR:
+        raise LedgerRuleViolation("balance_limit_exceeded", f"account {from_account.id} cannot pay {amount_minor} more")
     return Transfer(from_account, to_account, amount_minor, currency)
 
 

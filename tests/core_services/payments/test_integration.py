@@ -23,7 +23,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from sqlalchemy import update
 
+from core_services.payments.schema import accounts
 from core_services.settings import ServiceSettings
 from tests.core_services.payments.conftest import Customer, PaymentsApi, assert_problem, running_service
 
@@ -311,3 +313,39 @@ def test_a_nul_character_in_a_resource_id_is_404_not_a_server_error(service: Pay
     response = service.client.get(path, headers=alice.headers)
 
     assert response.status_code == 404, response.text
+
+
+def _set_balance(service: PaymentsApi, account_id: str, balance_minor: int) -> None:
+    """Put an account at the edge of the range by hand: reaching it by deposits takes about 9,219 of them."""
+    with service.app.state.service.db.engine.begin() as conn:
+        conn.execute(update(accounts).where(accounts.c.id == account_id).values(balance_minor=balance_minor))
+
+
+def _money_state(service: PaymentsApi) -> tuple[dict[str, int], dict[str, int]]:
+    """Ledger rows and balances; a refusal is still an answer, kept for its Idempotency-Key as any other."""
+    state = service.stored_state()
+    return {table: rows for table, rows in state.rows.items() if table != "idempotency_keys"}, state.balances
+
+
+@pytest.mark.parametrize("side", ["receiver", "funding account"])
+def test_a_deposit_past_the_64_bit_balance_range_is_422_and_writes_nothing(service: PaymentsApi, side: str) -> None:
+    owner = service.create_customer()
+    account = service.open_account(owner)
+    service.fund(account, 100)
+    edge = (account, 2**63 - 150) if side == "receiver" else ("acc_fundingusd", -(2**63) + 150)
+    _set_balance(service, *edge)
+    before = _money_state(service)
+
+    assert_problem(service.deposit(account, 999), 422, "balance_limit_exceeded")
+    assert _money_state(service) == before
+
+
+def test_a_payment_past_the_64_bit_balance_range_is_422_and_writes_nothing(service: PaymentsApi) -> None:
+    payer, payee = service.create_customer(), service.create_customer()
+    source, target = service.open_account(payer), service.open_account(payee)
+    service.fund(source, 1_000)
+    _set_balance(service, target, 2**63 - 500)
+    before = _money_state(service)
+
+    assert_problem(service.pay(payer, source, target, 999), 422, "balance_limit_exceeded")
+    assert _money_state(service) == before
