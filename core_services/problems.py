@@ -27,6 +27,7 @@ TITLES: dict[str, tuple[int, str]] = {
     "method_not_allowed": (405, "Method not allowed"),
     "request_in_progress": (409, "A request with this Idempotency-Key is still in progress"),
     "payload_too_large": (413, "Request body too large"),
+    "request_header_too_large": (431, "Request line and headers too large"),
     "unsupported_media_type": (415, "Request body must be application/json"),
     "validation_error": (422, "Request is not valid"),
     "idempotency_key_reused": (422, "Idempotency-Key was used with a different request"),

@@ -24,6 +24,7 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 from uvicorn.supervisors import Multiprocess
 
+from core_services.connections import GuardedConfig, default_max_connections
 from core_services.faults import forget_faults
 from core_services.settings import ServiceSettings, SettingsError
 from instrumentation.multiprocess import forget_worker, prepare_metrics_dir
@@ -34,23 +35,30 @@ APPS = {
 }
 
 
-def serve(service: str, host: str, port: int, workers: int, metrics_dir: Path, access_log: bool = False) -> None:
+def serve(
+    service: str,
+    host: str,
+    port: int,
+    workers: int,
+    metrics_dir: Path,
+    access_log: bool = False,
+    max_connections: int = 0,
+) -> None:
     prepare_metrics_dir(metrics_dir)
     # prometheus-client reads this in each worker, before any metric exists.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    config = uvicorn.Config(
+    # Bounded heads, read deadlines and a connection cap (core_services.connections); keep-alive is the read timeout.
+    config = GuardedConfig(
         APPS[service],
         factory=True,
         host=host,
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        max_connections=max_connections or default_max_connections(),
         access_log=access_log,
         log_level=os.environ.get("NOVA_LOG_LEVEL", "warning"),
         timeout_graceful_shutdown=10,
-        # Keep-alive above the load generators' idle gaps, so connections are reused.
-        timeout_keep_alive=30,
     )
     sock = config.bind_socket()
     Supervisor(config, [sock], metrics_dir).run()
@@ -99,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.service}: cannot start: {_one_line(exc)}", file=sys.stderr)
         return 2
     metrics_dir = (settings.data_dir / "metrics" / args.service).absolute()
-    serve(args.service, args.host, args.port, args.workers, metrics_dir, args.access_log)
+    serve(args.service, args.host, args.port, args.workers, metrics_dir, args.access_log, settings.max_connections)
     return 0
 
 

@@ -37,6 +37,8 @@ class ServiceSettings:
     telemetry: str = "suite"
     # The admin fault API and the fault hooks exist only when this is on (`nova serve --enable-faults`).
     enable_faults: bool = False
+    # Open connections per worker; 0: half the worker's descriptor limit (`core_services.connections`).
+    max_connections: int = 0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServiceSettings:
@@ -55,6 +57,7 @@ class ServiceSettings:
             rate_limit_burst=_int(env, "NOVA_RATE_BURST", 10000),
             telemetry=_choice(env, "NOVA_TELEMETRY", ("suite", "off", "stock")),
             enable_faults=_flag(env, "NOVA_ENABLE_FAULTS"),
+            max_connections=_int(env, "NOVA_MAX_CONNECTIONS", 0),
         )
 
 

@@ -33,6 +33,7 @@ _EMPTY = Context()
 _ERROR = Status(StatusCode.ERROR)
 _UNSET = Status(StatusCode.UNSET)
 _MAX_CACHED = 512
+_MAX_CACHED_HOST = 256
 
 
 class _AsgiHeaders(Getter[dict[bytes, bytes]]):
@@ -87,7 +88,7 @@ class ServerSpans:
         method = scope["method"]
         if method not in KNOWN_METHODS:
             method = "_OTHER"
-        attributes = self._attributes(scope, headers, method)
+        attributes = self._attributes(scope, headers, method, recorder.max_value_length)
         span = recorder.start("HTTP" if method == "_OTHER" else method, SpanKind.SERVER, parent, attributes)
         token = context.attach(set_span_in_context(span, parent or _EMPTY))
         if not isinstance(span, RecordingSpan):  # sampled out: the context is all there is to carry
@@ -130,24 +131,27 @@ class ServerSpans:
                 return propagator.extract(headers, _EMPTY, _HEADERS)
         return None
 
-    def _attributes(self, scope: Scope, headers: dict[bytes, bytes], method: str) -> dict[str, types.AttributeValue]:
+    def _attributes(
+        self, scope: Scope, headers: dict[bytes, bytes], method: str, max_length: int
+    ) -> dict[str, types.AttributeValue]:
+        """The request's attributes; what the client chose (path, method, agent) cut to `max_length`."""
         attributes: dict[str, types.AttributeValue] = {
             "http.request.method": method,
-            "url.path": scope["path"],
+            "url.path": scope["path"][:max_length],
             "url.scheme": scope["scheme"],
             "network.protocol.version": scope["http_version"],
         }
         if method == "_OTHER":
-            attributes["http.request.method_original"] = scope["method"]
+            attributes["http.request.method_original"] = scope["method"][:max_length]
         server = self._server(headers.get(b"host"), scope.get("server"))
         if server is not None:
-            attributes["server.address"], attributes["server.port"] = server
+            attributes["server.address"], attributes["server.port"] = server[0][:max_length], server[1]
         client = scope.get("client")
         if client:
             attributes["client.address"] = client[0]
         agent = headers.get(b"user-agent")
         if agent is not None:
-            attributes["user_agent.original"] = agent.decode("latin-1")
+            attributes["user_agent.original"] = agent[:max_length].decode("latin-1")
         return attributes
 
     def _server(self, host: bytes | None, server: object) -> tuple[str, int] | None:
@@ -157,7 +161,8 @@ class ServerSpans:
         if known is not False:
             return known  # type: ignore[return-value]
         found = _parse_host(host, server)
-        if len(self._hosts) < _MAX_CACHED:
+        # A client names any Host it likes: only the short ones are worth keeping.
+        if len(self._hosts) < _MAX_CACHED and (host is None or len(host) <= _MAX_CACHED_HOST):
             self._hosts[key] = found
         return found
 

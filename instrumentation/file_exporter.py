@@ -6,7 +6,9 @@ the OpenTelemetry Collector's `otlpjsonfile` receiver, or any OTLP/JSON reader, 
 ship a game day's traces to Jaeger or Tempo afterwards.
 
 Several worker processes append to one file: each batch is a single `write` on a
-descriptor opened with O_APPEND, which POSIX keeps whole for regular files. The
+descriptor opened with O_APPEND, which POSIX keeps whole for regular files. A file
+past `max_bytes` is rotated to `<service>.jsonl.1` (replacing the previous one), so
+the traces of one service never take more than twice that on disk. The
 JSON is written straight from the SDK's `ReadableSpan`s, no protobuf on the way, and
 the JSON of repeated parts (attribute sets, names) is made once: exporting runs in
 the serving process, so what it costs, the service pays.
@@ -15,6 +17,7 @@ the serving process, so what it costs, the service pays.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import logging
 import math
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 _FLAGS_LOCAL = 0x100
 _FLAGS_REMOTE = 0x100 | 0x200
 _MAX_CACHED = 4096
+# Attribute sets whose JSON is longer are encoded each time: a client-chosen value must not be kept.
+_MAX_CACHED_JSON = 2048
+MAX_FILE_BYTES = 256 * 1024 * 1024
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _string = json.encoder.encode_basestring_ascii
 
@@ -45,8 +51,9 @@ _string = json.encoder.encode_basestring_ascii
 class FileSpanExporter(SpanExporter):
     """Appends each batch of spans to `path` as one OTLP-JSON line."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = MAX_FILE_BYTES) -> None:
         self.path = path
+        self.max_bytes = max_bytes
         self._stopped = False
         # Resource and scope JSON by object; the objects are kept, so their ids stay theirs.
         self._resources: dict[int, tuple[Resource, str]] = {}
@@ -214,6 +221,8 @@ class FileSpanExporter(SpanExporter):
             return _dumps(encode_attributes(attributes))
         if encoded is None:
             encoded = _dumps(encode_attributes(attributes))
+            if len(encoded) > _MAX_CACHED_JSON:
+                return encoded
             if len(self._attributes) >= _MAX_CACHED:
                 self._attributes.clear()
             self._attributes[key] = encoded
@@ -223,7 +232,11 @@ class FileSpanExporter(SpanExporter):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Opened per batch: a batch comes every few seconds at most, and a file moved
         # away by log rotation is recreated rather than written to after it is gone.
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        fd = self._open()
+        if os.fstat(fd).st_size + len(data) > self.max_bytes:
+            self._rotate(fd)
+            os.close(fd)
+            fd = self._open()
         try:
             written = os.write(fd, data)
             # Regular files take the whole buffer (short writes mean a full disk); keep
@@ -232,6 +245,25 @@ class FileSpanExporter(SpanExporter):
                 written += os.write(fd, data[written:])
         finally:
             os.close(fd)
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+    def _rotate(self, fd: int) -> None:
+        """Move the full file aside, once whatever the number of workers that find it full.
+
+        The worker holding the file's lock renames it only if the path still names
+        that file; a worker that waited finds it already moved. Both then write to the
+        new file.
+        """
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        except FileNotFoundError:
+            pass
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def encode_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -7,7 +7,10 @@
 span is current, which is the whole of a traced request; Loki's derived fields and
 Grafana's trace-to-logs links match them as they are. `exception` holds the
 formatted traceback when one is logged. Credentials that slip into a message
-(`Bearer …`, `Authorization: …`) are blanked before the line is written.
+(`Bearer …`, `Authorization: …`) are blanked before the line is written. A message
+is cut at `MAX_MESSAGE_CHARS` (a library quoting a client's header in full, as the
+W3C baggage extractor does, must not write what the client sent), a traceback at
+`MAX_EXCEPTION_CHARS`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from instrumentation.redaction import redact
 
 # Loggers that uvicorn configures with their own handlers (and no propagation).
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+MAX_MESSAGE_CHARS = 2048
+MAX_EXCEPTION_CHARS = 32 * 1024
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,7 +43,7 @@ class JsonFormatter(logging.Formatter):
             "timestamp": _utc_timestamp(record.created, record.msecs),
             "level": record.levelname,
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": _cut(redact(record.getMessage()), MAX_MESSAGE_CHARS),
             "service": self.service,
         }
         span = trace.get_current_span()
@@ -51,9 +56,9 @@ class JsonFormatter(logging.Formatter):
             line["trace_id"] = f"{context.trace_id:032x}"
             line["span_id"] = f"{context.span_id:016x}"
         if record.exc_info:
-            line["exception"] = redact(self.formatException(record.exc_info))
+            line["exception"] = _cut(redact(self.formatException(record.exc_info)), MAX_EXCEPTION_CHARS)
         elif record.exc_text:
-            line["exception"] = redact(record.exc_text)
+            line["exception"] = _cut(redact(record.exc_text), MAX_EXCEPTION_CHARS)
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
         return json.dumps(line, ensure_ascii=False, default=str)
@@ -94,6 +99,12 @@ def configure_logging(service_name: str, level: int | str | None = None) -> logg
         for server_handler in logging.getLogger(name).handlers:
             server_handler.setFormatter(formatter)
     return handler
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters not logged]"
 
 
 def _utc_timestamp(created: float, msecs: float) -> str:

@@ -48,6 +48,7 @@ UNSET = Status(StatusCode.UNSET)
 MAX_ATTRIBUTES = 128
 MAX_EVENTS = 128
 MAX_CHILDREN = 1000
+MAX_VALUE_LENGTH = 4096
 _SCALARS = (str, bool, int, float)
 # W3C trace flags by (sampled, trace id random), as the SDK's tracer sets them.
 _FLAGS = {
@@ -64,7 +65,16 @@ Child = tuple[int, str, SpanKind, "MappingProxyType[str, types.AttributeValue]",
 class SpanRecorder:
     """Starts and finishes the spans of one service with its provider's sampler, ids, resource and processor."""
 
-    __slots__ = ("_ids", "_parent_or_always_on", "_processor", "_random_ids", "_sampler", "resource", "scope")
+    __slots__ = (
+        "_ids",
+        "_parent_or_always_on",
+        "_processor",
+        "_random_ids",
+        "_sampler",
+        "max_value_length",
+        "resource",
+        "scope",
+    )
 
     def __init__(
         self,
@@ -73,8 +83,11 @@ class SpanRecorder:
         resource: Resource,
         processor: SpanProcessor,
         scope: InstrumentationScope,
+        max_value_length: int = MAX_VALUE_LENGTH,
     ) -> None:
+        """`max_value_length`: string attribute values are cut to it (the SDK's `max_span_attribute_length`)."""
         self._sampler = sampler
+        self.max_value_length = max_value_length
         self._parent_or_always_on = sampler is DEFAULT_ON or sampler is ALWAYS_ON
         self._ids = id_generator
         # The SDK's default ids, drawn here without its two calls per id.
@@ -218,7 +231,7 @@ class RecordingSpan(trace.Span):
             return
         if len(self._attributes) >= MAX_ATTRIBUTES and key not in self._attributes:
             return
-        cleaned = _clean(value)
+        cleaned = _clean(value, self._recorder.max_value_length)
         if cleaned is not None:
             self._attributes[key] = cleaned
 
@@ -232,7 +245,8 @@ class RecordingSpan(trace.Span):
         if self._events is None:
             self._events = []
         if len(self._events) < MAX_EVENTS:
-            cleaned = {key: v for key, value in (attributes or {}).items() if (v := _clean(value)) is not None}
+            limit = self._recorder.max_value_length
+            cleaned = {key: v for key, value in (attributes or {}).items() if (v := _clean(value, limit)) is not None}
             self._events.append(Event(name, cleaned, timestamp))
 
     def add_finished_child(
@@ -395,8 +409,10 @@ def qualified_name(kind: type[BaseException]) -> str:
     return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
-def _clean(value: Any) -> types.AttributeValue | None:
-    """The value if OpenTelemetry can carry it (sequences as tuples), else None."""
+def _clean(value: Any, max_length: int) -> types.AttributeValue | None:
+    """The value if OpenTelemetry can carry it (sequences as tuples), else None; strings cut to `max_length`."""
+    if isinstance(value, str):
+        return value[:max_length]
     if isinstance(value, _SCALARS):
         return value
     if (
@@ -404,7 +420,7 @@ def _clean(value: Any) -> types.AttributeValue | None:
         and not isinstance(value, (bytes, bytearray))
         and all(isinstance(item, _SCALARS) for item in value)
     ):
-        return tuple(value)
+        return tuple(item[:max_length] if isinstance(item, str) else item for item in value)
     return None
 
 

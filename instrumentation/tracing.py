@@ -18,6 +18,10 @@ Understood variables (the OpenTelemetry SDK's own names and meanings):
   headers, certificates, compression and timeout from the environment themselves.
 - `OTEL_BSP_*`: the batch span processor's queue and schedule, read by the SDK.
 - `OTEL_PROPAGATORS`: see `instrumentation.propagation`.
+- `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`:
+  longer string values are cut to this many characters, as the SDK's `SpanLimits` do.
+  Unlike the SDK (unlimited unless set), the default is `DEFAULT_ATTRIBUTE_VALUE_LENGTH`:
+  a client chooses its User-Agent, and a span must not cost what the client likes.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from urllib.parse import unquote
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -54,6 +58,7 @@ log = logging.getLogger(__name__)
 
 SCOPE = InstrumentationScope("nova.instrumentation", "1.0.0")
 EXPORTERS = ("otlp", "console", "file", "none")
+DEFAULT_ATTRIBUTE_VALUE_LENGTH = 4096
 _FIXED_SAMPLERS: dict[str, Sampler] = {
     "always_on": ALWAYS_ON,
     "always_off": ALWAYS_OFF,
@@ -72,6 +77,7 @@ class TracingSettings:
     otlp_protocol: str
     sampler: Sampler
     resource_attributes: dict[str, str]
+    attribute_value_length: int = DEFAULT_ATTRIBUTE_VALUE_LENGTH
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TracingSettings:
@@ -89,6 +95,7 @@ class TracingSettings:
             otlp_protocol=protocol.strip().lower() or "http/protobuf",
             sampler=sampler_from_env(env),
             resource_attributes=_resource_attributes(env),
+            attribute_value_length=_attribute_value_length(env),
         )
 
     @property
@@ -199,12 +206,15 @@ def _build(service_name: str, data_dir: Path, settings: TracingSettings, exporte
         BatchSpanProcessor(chosen if isinstance(chosen, FileSpanExporter) else SpanFlattener(chosen))
         for chosen in exporters
     ]
-    provider = TracerProvider(sampler=settings.sampler, resource=resource)
+    limits = SpanLimits(max_span_attribute_length=settings.attribute_value_length)
+    provider = TracerProvider(sampler=settings.sampler, resource=resource, span_limits=limits)
     for processor in processors:
         provider.add_span_processor(processor)
     # The recorder feeds these processors (the one, without a fan-out, in the usual case).
     fan_out = processors[0] if len(processors) == 1 else _FanOut(processors)
-    recorder = SpanRecorder(settings.sampler, provider.id_generator, resource, fan_out, SCOPE)
+    recorder = SpanRecorder(
+        settings.sampler, provider.id_generator, resource, fan_out, SCOPE, settings.attribute_value_length
+    )
     return TracingSetup(str(resource.attributes[SERVICE_NAME]), provider, recorder, tuple(exporters))
 
 
@@ -242,6 +252,17 @@ def _otlp_exporter(protocol: str) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
     return HttpExporter()
+
+
+def _attribute_value_length(env: Mapping[str, str]) -> int:
+    """The SDK's attribute value length limit variables; a bad or missing value keeps the default."""
+    for name in ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"):
+        raw = env.get(name, "").strip()
+        if raw:
+            if raw.isdigit() and int(raw) > 0:
+                return int(raw)
+            log.warning("%s must be a positive integer, got %r; using %d", name, raw, DEFAULT_ATTRIBUTE_VALUE_LENGTH)
+    return DEFAULT_ATTRIBUTE_VALUE_LENGTH
 
 
 def _resource_attributes(env: Mapping[str, str]) -> dict[str, str]:

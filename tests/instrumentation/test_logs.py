@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from core_services.settings import ServiceSettings
-from instrumentation.logs import SERVER_LOGGERS, JsonFormatter, configure_logging
+from instrumentation.logs import MAX_MESSAGE_CHARS, SERVER_LOGGERS, JsonFormatter, configure_logging
 from tests.instrumentation.traced import TracedServices, json_lines, server_spans, traced_services
 
 log = logging.getLogger("nova.tests.logs")
@@ -148,3 +148,14 @@ def test_uvicorn_lines_are_json_too(capsys: pytest.CaptureFixture[str]) -> None:
     finally:
         access.removeHandler(handler)
     assert "uvicorn.access" in SERVER_LOGGERS
+
+
+def test_an_oversized_baggage_header_is_not_logged_verbatim(
+    services: TracedServices, capsys: pytest.CaptureFixture[str]
+) -> None:
+    baggage = "tenant=" + "b" * 63_000
+    capsys.readouterr()
+    assert services.payments.get("/healthz", headers={"baggage": baggage}).status_code == 200
+    err = capsys.readouterr().err
+    assert "b" * (MAX_MESSAGE_CHARS + 1) not in err
+    assert all(len(line) < MAX_MESSAGE_CHARS + 1024 for line in err.splitlines())

@@ -28,7 +28,12 @@ from core_services.payments.api import create_app as create_payments_app
 from core_services.settings import ServiceSettings
 from instrumentation.db import summarise
 from instrumentation.file_exporter import FileSpanExporter
-from instrumentation.tracing import TracingSettings, configure_tracing, sampler_from_env
+from instrumentation.tracing import (
+    DEFAULT_ATTRIBUTE_VALUE_LENGTH,
+    TracingSettings,
+    configure_tracing,
+    sampler_from_env,
+)
 from tests.instrumentation.traced import ADMIN, TracedServices, by_id, server_spans, service_of, traced_services
 
 OTEL_DISABLED = {"OTEL_SDK_DISABLED": "true"}
@@ -515,3 +520,62 @@ def test_real_servers_trace_an_order_through_both_services(run_platform: Any, cl
     assert payment["kind"] == 2
     assert payment["parentSpanId"] == call["spanId"]
     assert any(s == "payments" and span.get("parentSpanId") == payment["spanId"] for s, span in in_trace)
+
+
+def test_client_chosen_attribute_values_are_cut_to_the_length_limit(services: TracedServices) -> None:
+    services.clear()
+    agent = "a" * 100_000
+    response = services.payments.get("/healthz", headers={"User-Agent": agent, "Host": "h" * 10_000})
+    assert response.status_code == 200
+    [span] = server_spans(services.spans())
+    attributes = dict(span.attributes or {})
+    assert attributes["user_agent.original"] == agent[:DEFAULT_ATTRIBUTE_VALUE_LENGTH]
+    assert len(str(attributes["server.address"])) == DEFAULT_ATTRIBUTE_VALUE_LENGTH
+
+
+def test_the_attribute_length_limit_comes_from_the_standard_variables() -> None:
+    assert TracingSettings.from_env({}).attribute_value_length == DEFAULT_ATTRIBUTE_VALUE_LENGTH
+    assert TracingSettings.from_env({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "64"}).attribute_value_length == 64
+    both = {"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "64", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "32"}
+    assert TracingSettings.from_env(both).attribute_value_length == 32
+
+
+def _spans_with(attributes: list[dict[str, Any]]) -> list[ReadableSpan]:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    resource = Resource({"service.name": "payments"})
+    return [
+        ReadableSpan(
+            "GET /healthz",
+            SpanContext(random.getrandbits(128), random.getrandbits(64), False, TraceFlags(1)),
+            resource=resource,
+            attributes=attributes_of_one,
+            kind=SpanKind.SERVER,
+            start_time=1,
+            end_time=2,
+        )
+        for attributes_of_one in attributes
+    ]
+
+
+def test_the_file_exporter_keeps_no_long_attribute_sets_in_its_cache(tmp_path: Path) -> None:
+    exporter = FileSpanExporter(tmp_path / "payments.jsonl")
+    exporter.export(_spans_with([{"user_agent.original": f"{index}" + "a" * 4000} for index in range(200)]))
+    exporter.export(_spans_with([{"url.path": "/healthz"}] * 3))
+    cached = exporter._attributes
+    assert sum(len(encoded) for encoded in cached.values()) < 10_000
+    assert len(cached) == 1
+
+
+def test_a_trace_file_past_its_size_is_rotated_once_and_both_parts_hold_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "payments.jsonl"
+    exporter = FileSpanExporter(path, max_bytes=20_000)
+    for _ in range(30):
+        exporter.export(_spans_with([{"padding": "x" * 1000}] * 2))
+    rotated = path.with_name("payments.jsonl.1")
+    assert path.stat().st_size <= 20_000 and rotated.stat().st_size <= 20_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["payments.jsonl", "payments.jsonl.1"]
+    for part in (path, rotated):
+        for line in part.read_text().splitlines():
+            assert len(json.loads(line)["resourceSpans"][0]["scopeSpans"][0]["spans"]) == 2
