@@ -4,6 +4,11 @@ Writes are short transactions. On PostgreSQL row locks order them; on SQLite the
 whole database has one writer, so writers queue on a file lock (plus a thread lock
 inside the process) instead of SQLite's busy handler, which sleeps in steps of
 milliseconds and would wreck tail latency when several worker processes contend.
+The wait is bounded (`WRITE_LOCK_WAIT_SECONDS`, then 503 `database_unavailable`), and
+never happens on the event loop: SQLite work runs there only while the lock is free
+at once; otherwise it is run again in a worker thread, which may wait. A writer
+frozen while holding the lock (SIGSTOP, a debugger) then costs its peers 503s, not
+their whole event loop and `/readyz`.
 
 With fault injection on, each transaction first consults the service's fault board:
 `db_unavailable` raises exactly what an unreachable database raises (503
@@ -55,6 +60,23 @@ LOCK_NOT_AVAILABLE = "55P03"
 _TRANSIENT_SQLSTATES = {LOCK_NOT_AVAILABLE, "57014", "40P01", "40001"}
 # Every lock wait on PostgreSQL is bounded, so one stuck transaction cannot stall a worker's pool.
 LOCK_TIMEOUT_MS = 2000
+# And so is the wait for SQLite's writer slot.
+WRITE_LOCK_WAIT_SECONDS = LOCK_TIMEOUT_MS / 1000
+# Start-up migrations of several processes queue for longer: nothing is waiting for them.
+MIGRATION_LOCK_WAIT_SECONDS = 60.0
+_POLL_FIRST_SECONDS, _POLL_MAX_SECONDS = 0.0005, 0.005
+
+
+class WouldBlock(Exception):
+    """Work running on the event loop met a wait: nothing was written, run it again in a thread."""
+
+
+_on_loop = threading.local()
+
+
+def must_not_block() -> bool:
+    """True while the current thread runs database work inline on the event loop (`Database.offload`)."""
+    return bool(getattr(_on_loop, "active", False)) and not getattr(_on_loop, "wrote", False)
 
 
 class Database:
@@ -88,6 +110,8 @@ class Database:
                 conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             with conn.begin():
                 yield conn
+        if getattr(_on_loop, "active", False):
+            _on_loop.wrote = True  # from now on this work cannot be run again: it waits where it is
 
     @contextmanager
     def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
@@ -112,7 +136,13 @@ class Database:
         SQLite work while a `db_latency` fault makes it wait.
         """
         if self.is_sqlite and (self.faults is None or self.faults.current().db_latency is None):
-            return work(*args)
+            _on_loop.active, _on_loop.wrote = True, False
+            try:
+                return work(*args)
+            except WouldBlock:
+                pass  # the writer slot is taken: wait for it off the loop
+            finally:
+                _on_loop.active = False
         return await anyio.to_thread.run_sync(functools.partial(work, *args))
 
     def ping(self) -> bool:
@@ -132,7 +162,7 @@ class Database:
         Safe to call from several processes at once: PostgreSQL takes an advisory
         lock, SQLite the writer lock.
         """
-        with self._serialised(), self.engine.connect() as conn, conn.begin():
+        with self._serialised(MIGRATION_LOCK_WAIT_SECONDS), self.engine.connect() as conn, conn.begin():
             if not self.is_sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(7357)"))
             SCHEMA_VERSION.metadata.create_all(conn)
@@ -164,11 +194,12 @@ class Database:
             time.sleep(latency.delay_seconds(self.faults.random))
 
     @contextmanager
-    def _serialised(self) -> Iterator[None]:
+    def _serialised(self, wait_seconds: float = WRITE_LOCK_WAIT_SECONDS) -> Iterator[None]:
         if self._write_lock is None:
             yield
         else:
-            with self._write_lock:
+            self._write_lock.acquire(wait_seconds)
+            with self._write_lock.held():
                 yield
 
     @contextmanager
@@ -232,7 +263,7 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
 
 
 class _WriterQueue:
-    """SQLite's single-writer slot, shared by threads and by processes on one file."""
+    """SQLite's single-writer slot, shared by threads and by processes on one file; waits are bounded."""
 
     def __init__(self, database: Path) -> None:
         self._path = Path(f"{database}.writer-lock")
@@ -240,19 +271,46 @@ class _WriterQueue:
         self._fd: int | None = None
         self._pid = 0
 
-    def __enter__(self) -> None:
-        self._thread_lock.acquire()
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Give the slot back when the block ends; `acquire` took it."""
         try:
-            fcntl.flock(self._file(), fcntl.LOCK_EX)
+            yield
+        finally:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_UN)
+            finally:
+                self._thread_lock.release()
+
+    def acquire(self, wait_seconds: float) -> None:
+        """Take the slot; `WouldBlock` on the event loop if it is taken, 503 after `wait_seconds` elsewhere."""
+        inline = must_not_block()
+        deadline = time.monotonic() + wait_seconds
+        taken = self._thread_lock.acquire(blocking=False) or (
+            not inline and self._thread_lock.acquire(timeout=wait_seconds)
+        )
+        if not taken:
+            raise WouldBlock() if inline else _writer_busy()
+        try:
+            self._lock_file(inline, deadline)
         except BaseException:
             self._thread_lock.release()
             raise
 
-    def __exit__(self, *_exc: object) -> None:
-        try:
-            fcntl.flock(self._file(), fcntl.LOCK_UN)
-        finally:
-            self._thread_lock.release()
+    def _lock_file(self, inline: bool, deadline: float) -> None:
+        """Poll the file lock (a blocking flock cannot be bounded) with a short, growing pause."""
+        pause = _POLL_FIRST_SECONDS
+        while True:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if inline:
+                    raise WouldBlock() from None
+            if time.monotonic() >= deadline:
+                raise _writer_busy()
+            time.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX_SECONDS)
 
     def _file(self) -> int:
         # A forked worker must open its own descriptor: a shared one would share the lock.
@@ -261,6 +319,12 @@ class _WriterQueue:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
             self._pid = os.getpid()
         return self._fd
+
+
+def _writer_busy() -> Problem:
+    return Problem(
+        "database_unavailable", "another writer has held the database too long", headers={"Retry-After": "1"}
+    )
 
 
 class Sql:

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from core_services.database import WouldBlock, must_not_block
 from core_services.problems import Problem
 
 IN_FLIGHT_WAIT_SECONDS = 2.0
@@ -32,6 +33,8 @@ class InFlightKeys:
                 if running is None:
                     done = self._running[ident] = threading.Event()
                     break
+            if must_not_block():
+                raise WouldBlock()  # waited for off the event loop
             if not running.wait(self._wait_seconds):
                 raise Problem("request_in_progress", headers={"Retry-After": "1"})
         try:
