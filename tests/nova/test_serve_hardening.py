@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import statistics
 import threading
@@ -13,7 +15,7 @@ import httpx
 import pytest
 
 from nova.serve import Platform
-from tests.nova.conftest import RunPlatform, worker_pids
+from tests.nova.conftest import RunPlatform, admin_client, worker_pids
 from tests.nova.test_serve import open_funded_accounts
 
 ONE_MIB = 1 << 20
@@ -105,3 +107,89 @@ def test_a_hundred_one_mib_user_agents_grow_neither_traces_nor_memory(
         assert grown_traces <= 5 * ONE_MIB, grown_traces
         assert grown_memory <= 150 * ONE_MIB, grown_memory
         assert httpx.get(url, timeout=5).status_code == 200
+
+
+def pay_continuously(
+    url: str, token: str, source: str, target: str, stop: threading.Event, answers: list[tuple[float, int]]
+) -> None:
+    """One payer on a kept-alive connection: a fresh payment as soon as the last is answered."""
+    with httpx.Client(base_url=url, timeout=10) as http:
+        while not stop.is_set():
+            try:
+                response = http.post(
+                    "/v1/payments",
+                    json={"from_account": source, "to_account": target, "amount_minor": 1, "currency": "USD"},
+                    headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())},
+                )
+            except httpx.TransportError:
+                continue
+            answers.append((time.monotonic(), response.status_code))
+
+
+def writer_slot_holder(lock_file: Path) -> int | None:
+    """The PID holding SQLite's writer slot (the flock on `<db>.writer-lock`), from /proc/locks."""
+    inode = lock_file.stat().st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if fields[1] == "FLOCK" and fields[3] == "WRITE" and fields[5].rsplit(":", 1)[-1] == str(inode):
+            return int(fields[4])
+    return None
+
+
+def freeze_a_writer(workers: set[int], lock_file: Path) -> int:
+    """SIGSTOP a worker while it holds the writer slot: the worst moment to freeze (what the issue saw)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        holder = writer_slot_holder(lock_file)
+        if holder in workers:
+            os.kill(holder, signal.SIGSTOP)
+            if writer_slot_holder(lock_file) == holder:
+                return holder
+            os.kill(holder, signal.SIGCONT)  # it let go just before: try again
+    raise AssertionError("no worker took the writer slot within 10 s")
+
+
+def test_a_sqlite_worker_frozen_holding_the_writer_slot_stalls_neither_readiness_nor_payments(
+    run_platform: RunPlatform,
+) -> None:
+    with run_platform(workers=2) as platform:
+        accounts = open_funded_accounts(platform, 6)
+        url = platform.options.url("payments")
+        workers = worker_pids(platform.processes["payments"].pid)
+        lock_file = platform.options.data_dir / "payments.db.writer-lock"
+        stop = threading.Event()
+        answers: list[tuple[float, int]] = []
+        payers = [
+            threading.Thread(target=pay_continuously, args=(url, token, source, accounts[i - 1][1], stop, answers))
+            for i, (token, source) in enumerate(accounts)
+        ]
+        for payer in payers:
+            payer.start()
+        windows = []
+        probe = httpx.Client(base_url=url, timeout=5)
+        frozen = 0
+        try:
+            for _ in range(4):
+                time.sleep(0.5)
+                frozen = freeze_a_writer(workers, lock_file)
+                start = time.monotonic()
+                time.sleep(0.5)
+                asked = time.monotonic()
+                ready = probe.get("/readyz", headers={"Connection": "close"})  # a new connection each time
+                ready_seconds = time.monotonic() - asked
+                time.sleep(max(0.0, start + 2.5 - time.monotonic()))
+                os.kill(frozen, signal.SIGCONT)
+                windows.append((start, time.monotonic(), ready.status_code, ready_seconds))
+        finally:
+            if frozen:
+                os.kill(frozen, signal.SIGCONT)
+            probe.close()
+            stop.set()
+            for payer in payers:
+                payer.join(15)
+        for start, end, ready_status, ready_seconds in windows:
+            assert (ready_status, ready_seconds < 1) == (200, True), windows
+            assert any(start < at < end for at, _status in answers), (start, end)
+        assert {status for _at, status in answers} <= {201, 503}
+        with admin_client(platform) as admin:
+            assert admin.get("/v1/ledger/verify").json()["balanced"] is True
