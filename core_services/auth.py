@@ -3,7 +3,14 @@
 Customer tokens are `nvt_<customer>_<nonce>_<mac>`: the MAC (keyed from the admin
 token) lets either service reject a forged token without a database read, and the
 payments service also keeps the token's SHA-256 so a token can be revoked. The
-plain token is shown once, at creation, and never stored or logged.
+plain token is shown once, at creation, and never stored or logged. The nonce starts
+with the token's issue time (`<ms in hex>.<random>`), under the MAC: revoking a
+customer's tokens is one instant per customer ("issued before this"), which both
+services can check without storing tokens.
+
+A service calling another (portfolio paying through payments) has its own token,
+`nvs_<service>_<mac>`: admin rights, but its own rate-limit bucket, so one busy
+portfolio cannot starve the operator's calls.
 """
 
 from __future__ import annotations
@@ -11,18 +18,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from core_services.problems import Problem
 
 _PREFIX = "nvt"
+_SERVICE_PREFIX = "nvs"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller; `customer_id` is None for the admin."""
+    """The authenticated caller; `customer_id` is None for the admin and for services.
+
+    `issued_ms`: when a customer token was issued (0 for tokens older than the field).
+    """
 
     customer_id: str | None
+    service: str | None = None
+    issued_ms: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -30,8 +44,15 @@ class Principal:
 
     @property
     def scope(self) -> str:
-        """The namespace of this caller's idempotency keys."""
+        """The namespace of this caller's idempotency keys; a service acts as the admin."""
         return self.customer_id or "admin"
+
+    @property
+    def rate_bucket(self) -> str:
+        """Whose share of the rate limit a request takes."""
+        if self.service is not None:
+            return f"service:{self.service}"
+        return self.scope
 
 
 ADMIN = Principal(customer_id=None)
@@ -44,9 +65,14 @@ class TokenAuthority:
         self._admin_token = admin_token.encode()
         self._mac_key = hmac.new(self._admin_token, b"nova customer token v1", hashlib.sha256).digest()
 
-    def issue(self, customer_id: str) -> str:
-        nonce = secrets.token_urlsafe(18).replace("_", "-")
+    def issue(self, customer_id: str, issued_ms: int | None = None) -> str:
+        issued_ms = int(time.time() * 1000) if issued_ms is None else issued_ms
+        nonce = f"{issued_ms:x}.{secrets.token_urlsafe(18).replace('_', '-')}"
         return f"{_PREFIX}_{customer_id}_{nonce}_{self._mac(customer_id, nonce)}"
+
+    def service_token(self, service: str) -> str:
+        """The token `service` calls the others with: derived from the admin token, so every process agrees."""
+        return f"{_SERVICE_PREFIX}_{service}_{self._mac('service', service)}"
 
     def authenticate(self, token: str | None) -> tuple[Principal, str]:
         """The caller and the SHA-256 of its bearer token, or 401.
@@ -59,17 +85,34 @@ class TokenAuthority:
         if hmac.compare_digest(token.encode(), self._admin_token):
             return ADMIN, ""
         parts = token.split("_")
+        if len(parts) == 3 and parts[0] == _SERVICE_PREFIX:
+            if not hmac.compare_digest(parts[2], self._mac("service", parts[1])):
+                raise Problem("unauthorized")
+            return Principal(None, service=parts[1]), ""
         # customer ids themselves contain one underscore: cus_<id>
         if len(parts) != 5 or parts[0] != _PREFIX:
             raise Problem("unauthorized")
         customer_id, nonce, mac = f"{parts[1]}_{parts[2]}", parts[3], parts[4]
         if not hmac.compare_digest(mac, self._mac(customer_id, nonce)):
             raise Problem("unauthorized")
-        return Principal(customer_id), token_digest(token)
+        return Principal(customer_id, issued_ms=_issued_ms(nonce)), token_digest(token)
 
     def _mac(self, customer_id: str, nonce: str) -> str:
         message = f"{customer_id}.{nonce}".encode()
         return hmac.new(self._mac_key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def _issued_ms(nonce: str) -> int:
+    stamp, dot, _ = nonce.partition(".")
+    try:
+        return int(stamp, 16) if dot else 0
+    except ValueError:
+        return 0
+
+
+def is_revoked(principal: Principal, revoked_before_ms: int | None) -> bool:
+    """A customer token issued at or before its customer's revocation instant no longer works."""
+    return revoked_before_ms is not None and principal.issued_ms <= revoked_before_ms
 
 
 def _is_printable_ascii(token: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field, field_validator
 
@@ -63,6 +63,16 @@ class Customer(BaseModel):
 
 class NewAccount(CurrencyCode):
     pass
+
+
+class NewToken(BaseModel):
+    token: str = Field(description="Shown once; only its hash is stored")
+
+
+class RevocationsOut(BaseModel):
+    revoked_before_ms: dict[str, int] = Field(
+        description="Per revoked customer: its tokens issued at or before this instant (ms since the epoch) fail"
+    )
 
 
 class AccountOut(BaseModel):
@@ -134,7 +144,7 @@ async def _caller(
     principal = service.known_caller(token)
     if principal is None:
         principal = await service.db.offload(service.authenticate, token)
-    request.app.state.limiter.admit(principal.scope)
+    request.app.state.limiter.admit(principal.rate_bucket)
     return principal
 
 
@@ -177,6 +187,39 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
     )
     async def create_customer(body: NewCustomer, principal: Caller) -> Any:
         return await db.offload(service.create_customer, principal, body.name)
+
+    @app.delete(
+        "/v1/customers/{customer_id}/tokens",
+        status_code=204,
+        response_class=Response,
+        tags=["customers"],
+        summary="Revoke every token of a customer (admin); both services refuse them within 1 s",
+        responses=error_responses(*ALWAYS_ERRORS, "forbidden", "not_found"),
+    )
+    async def revoke_tokens(customer_id: str, principal: Caller) -> Response:
+        await db.offload(service.revoke_tokens, principal, customer_id)
+        return Response(status_code=204)
+
+    @app.post(
+        "/v1/customers/{customer_id}/tokens",
+        status_code=201,
+        response_model=NewToken,
+        tags=["customers"],
+        summary="Issue the customer a new token (admin); shown once",
+        responses=error_responses(*ALWAYS_ERRORS, "forbidden", "not_found"),
+    )
+    async def issue_token(customer_id: str, principal: Caller) -> Any:
+        return await db.offload(service.issue_token, principal, customer_id)
+
+    @app.get(
+        "/v1/tokens/revocations",
+        response_model=RevocationsOut,
+        tags=["customers"],
+        summary="Revoked customers and since when (admin, services): what the portfolio honours",
+        responses=error_responses(*ALWAYS_ERRORS, "forbidden"),
+    )
+    async def revocations(principal: Caller) -> Any:
+        return await db.offload(service.revocations, principal)
 
     @app.post(
         "/v1/accounts",

@@ -7,12 +7,19 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, func, insert, select
+from sqlalchemy import Connection, RowMapping, and_, func, insert, select, update
 
 from core_services.clock import utc_now
 from core_services.database import Sql, insert_if_absent
 from core_services.payments.domain import Account, StoredResponse, Transfer
-from core_services.payments.schema import accounts, customers, entries, payments
+from core_services.payments.schema import (
+    accounts,
+    customer_tokens,
+    customers,
+    entries,
+    payments,
+    token_revocations,
+)
 
 FUNDING_PREFIX = "acc_funding"
 
@@ -22,7 +29,38 @@ def add_customer(conn: Connection, customer_id: str, name: str, token_sha256: st
 
 
 def customer_for_token(conn: Connection, token_sha256: str) -> str | None:
-    return conn.execute(select(customers.c.id).where(customers.c.token_sha256 == token_sha256)).scalar()
+    first = select(customers.c.id).where(customers.c.token_sha256 == token_sha256)
+    later = select(customer_tokens.c.customer_id).where(customer_tokens.c.token_sha256 == token_sha256)
+    return conn.execute(first.union_all(later)).scalar()
+
+
+def customer_exists(conn: Connection, customer_id: str) -> bool:
+    return conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).scalar() is not None
+
+
+def add_token(conn: Connection, customer_id: str, token_sha256: str, now: str) -> None:
+    conn.execute(insert(customer_tokens).values(token_sha256=token_sha256, customer_id=customer_id, created_at=now))
+
+
+def revoked_before(conn: Connection, customer_id: str) -> int | None:
+    """The customer's revocation instant (ms): its tokens issued at or before it no longer work."""
+    query = select(token_revocations.c.revoked_before_ms).where(token_revocations.c.customer_id == customer_id)
+    found = conn.execute(query).scalar()
+    return None if found is None else int(found)
+
+
+def revoke_tokens(conn: Connection, customer_id: str, before_ms: int) -> None:
+    insert_if_absent(conn, token_revocations, {"customer_id": customer_id, "revoked_before_ms": before_ms})
+    conn.execute(
+        update(token_revocations)
+        .where(token_revocations.c.customer_id == customer_id)
+        .values(revoked_before_ms=before_ms)
+    )
+
+
+def all_revocations(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(token_revocations.c.customer_id, token_revocations.c.revoked_before_ms))
+    return {customer_id: int(before_ms) for customer_id, before_ms in rows}
 
 
 def add_account(conn: Connection, account_id: str, customer_id: str, currency: str, now: str) -> Account:

@@ -28,6 +28,23 @@ customers = Table(
     Column("created_at", String(32), nullable=False),
 )
 
+# Tokens issued after the first (POST /v1/customers/{id}/tokens), by SHA-256 only.
+customer_tokens = Table(
+    "customer_tokens",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("customer_id", String(32), nullable=False, index=True),
+    Column("created_at", String(32), nullable=False),
+)
+
+# Every token of a customer issued at or before `revoked_before_ms` is revoked (DELETE .../tokens).
+token_revocations = Table(
+    "token_revocations",
+    metadata,
+    Column("customer_id", String(32), primary_key=True),
+    Column("revoked_before_ms", BigInteger, nullable=False),
+)
+
 accounts = Table(
     "accounts",
     metadata,
@@ -78,4 +95,5 @@ idempotency_keys = Table(
 )
 
 # Append-only: migrations[i] takes a database from schema version i to i + 1.
+# (New tables need none: `Database.migrate` creates whatever tables are missing.)
 MIGRATIONS: list[Migration] = []

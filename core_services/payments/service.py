@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from core_services import ids
-from core_services.auth import Principal, TokenAuthority, require_admin, require_customer
+from core_services.auth import Principal, TokenAuthority, is_revoked, require_admin, require_customer
 from core_services.clock import utc_now
 from core_services.database import LOCK_NOT_AVAILABLE, Database
 from core_services.fingerprint import request_fingerprint
@@ -33,7 +33,12 @@ from core_services.problems import Problem
 
 # The answer to give (status, body) and the money movement to write with it, if any.
 Decision = tuple[int, dict[str, Any], "store.Posting | None"]
-_TOKEN_CACHE_SECONDS = 60.0
+# A worker trusts a customer token it has checked for this long: a revocation reaches every
+# worker within it (DESIGN.md: within 1 s).
+_TOKEN_CACHE_SECONDS = 0.5
+
+
+_MAX_KNOWN_TOKENS = 100_000
 
 
 class IdempotentReplay(Exception):
@@ -52,7 +57,8 @@ class PaymentsService:
         self.db = database
         self.tokens = tokens
         self.in_flight = InFlightKeys()
-        self._known_tokens: dict[str, float] = {}
+        # token digest -> (customer, trusted until)
+        self._known_tokens: dict[str, tuple[str | None, float]] = {}
 
     def prepare(self) -> None:
         self.db.migrate(metadata, MIGRATIONS)
@@ -64,8 +70,8 @@ class PaymentsService:
         principal, digest = self.tokens.authenticate(token)
         if principal.is_admin:
             return principal
-        expires = self._known_tokens.get(digest)
-        return principal if expires is not None and expires > time.monotonic() else None
+        known = self._known_tokens.get(digest)
+        return principal if known is not None and known[1] > time.monotonic() else None
 
     def authenticate(self, token: str | None) -> Principal:
         """The caller, checking a customer token against the stored digests (so it can be revoked)."""
@@ -73,11 +79,44 @@ class PaymentsService:
         if principal is not None:
             return principal
         principal, digest = self.tokens.authenticate(token)
+        customer_id = principal.customer_id
         with self.db.read() as conn:
-            if store.customer_for_token(conn, digest) != principal.customer_id:
+            if customer_id is None or store.customer_for_token(conn, digest) != customer_id:
                 raise Problem("unauthorized")
-        self._known_tokens[digest] = time.monotonic() + _TOKEN_CACHE_SECONDS
+            if is_revoked(principal, store.revoked_before(conn, customer_id)):
+                raise Problem("unauthorized")
+        if len(self._known_tokens) > _MAX_KNOWN_TOKENS:
+            self._known_tokens.clear()
+        self._known_tokens[digest] = (customer_id, time.monotonic() + _TOKEN_CACHE_SECONDS)
         return principal
+
+    def revoke_tokens(self, principal: Principal, customer_id: str) -> None:
+        """Every token the customer holds stops working: here at once, on every worker within the cache time."""
+        require_admin(principal)
+        now_ms = int(time.time() * 1000)
+        with self.db.write() as conn:
+            _check_customer(conn, customer_id)
+            store.revoke_tokens(conn, customer_id, max(now_ms, (store.revoked_before(conn, customer_id) or 0) + 1))
+        for digest, (owner, _) in list(self._known_tokens.items()):
+            if owner == customer_id:
+                self._known_tokens.pop(digest, None)
+
+    def issue_token(self, principal: Principal, customer_id: str) -> dict[str, Any]:
+        """A new token for the customer, issued after any revocation so that it works."""
+        require_admin(principal)
+        with self.db.write() as conn:
+            _check_customer(conn, customer_id)
+            revoked = store.revoked_before(conn, customer_id)
+            issued_ms = max(int(time.time() * 1000), (revoked or 0) + 1)
+            token = self.tokens.issue(customer_id, issued_ms)
+            store.add_token(conn, customer_id, hashlib.sha256(token.encode()).hexdigest(), utc_now())
+        return {"token": token}
+
+    def revocations(self, principal: Principal) -> dict[str, Any]:
+        """Each revoked customer's instant, for the other services to honour (portfolio polls it)."""
+        require_admin(principal)
+        with self.db.read() as conn:
+            return {"revoked_before_ms": store.all_revocations(conn)}
 
     def create_customer(self, principal: Principal, name: str) -> dict[str, Any]:
         require_admin(principal)
@@ -240,6 +279,11 @@ def _check(rule: Callable[..., Any], *args: Any) -> Any:
         return rule(*args)
     except LedgerRuleViolation as violation:
         raise Problem(violation.code, violation.detail) from None
+
+
+def _check_customer(conn: Connection, customer_id: str) -> None:
+    if not ids.is_well_formed(customer_id) or not store.customer_exists(conn, customer_id):
+        raise Problem("not_found", "no such customer")
 
 
 def _owned(principal: Principal, account: Account | None) -> Account:

@@ -33,6 +33,7 @@ from core_services.idempotency import check_idempotency_key
 from core_services.portfolio.domain import MAX_QUANTITY, StoredResponse
 from core_services.portfolio.payments_client import PaymentsClient, new_payments_http
 from core_services.portfolio.reconciler import RECONCILE_EVERY_SECONDS, Reconciler
+from core_services.portfolio.revocations import RevocationList
 from core_services.portfolio.service import PortfolioService
 from core_services.problems import (
     ALWAYS_ERRORS,
@@ -116,7 +117,8 @@ async def _caller(
     """No database, no network: checked on the event loop, so no caller waits for a thread to be told 401."""
     token = bearer_token(credentials)
     principal: Principal = request.app.state.service.authenticate(token)
-    request.app.state.limiter.admit(principal.scope)
+    await request.app.state.revocations.check(principal)
+    request.app.state.limiter.admit(principal.rate_bucket)
     return Caller(principal, token or "")
 
 
@@ -143,10 +145,12 @@ def create_app(
     faults = FaultBoard(settings.data_dir, "portfolio") if settings.enable_faults else None
     owns_http = payments_http is None
     http = payments_http if payments_http is not None else new_payments_http(settings.payments_url)
+    tokens = TokenAuthority(settings.admin_token)
+    payments = PaymentsClient(http, tokens.service_token("portfolio"), faults=faults)
     service = PortfolioService(
         Database(settings.portfolio_db, pool_size=settings.db_pool_size, faults=faults),
-        TokenAuthority(settings.admin_token),
-        PaymentsClient(http, settings.admin_token, faults=faults),
+        tokens,
+        payments,
         settings.market_seed,
     )
     if migrate:
@@ -163,6 +167,7 @@ def create_app(
     instrument(app, "portfolio", settings.data_dir, settings.telemetry)
     app.state.service = service
     app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app.state.revocations = RevocationList(payments.revocations)
     app.router.lifespan_context = _lifespan(service, reconcile_every_seconds, owns_http)
     _add_routes(app, service)
     add_health_routes(app, service.db.ping)

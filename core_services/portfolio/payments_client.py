@@ -31,6 +31,8 @@ from instrumentation.http_client import HttpClientSpans
 PAYMENTS_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 ATTEMPTS = 3
 BACKOFF_SECONDS = (0.05, 0.2)
+# The revocation list is asked for on the request path: one quick attempt, else the last list stands.
+REVOCATIONS_TIMEOUT = httpx.Timeout(0.3, connect=0.2)
 # Answers that a later attempt may change: in-flight duplicate, rate limit, timeout at a proxy.
 _RETRYABLE_STATUSES = {408, 409, 425, 429}
 
@@ -55,12 +57,12 @@ def new_payments_http(base_url: str) -> httpx.Client:
 
 
 class PaymentsClient:
-    """Calls payments as the platform (admin token) or on behalf of a customer (their token)."""
+    """Calls payments as the platform (the portfolio's service token) or on behalf of a customer (their token)."""
 
     def __init__(
         self,
         http: httpx.Client,
-        admin_token: str,
+        platform_token: str,
         *,
         attempts: int = ATTEMPTS,
         backoff_seconds: tuple[float, ...] = BACKOFF_SECONDS,
@@ -69,7 +71,7 @@ class PaymentsClient:
     ) -> None:
         self.http = http
         self.faults = faults
-        self._admin_token = admin_token
+        self._platform_token = platform_token
         self._attempts = attempts
         self._backoff = backoff_seconds
         self._sleep = sleep
@@ -81,17 +83,28 @@ class PaymentsClient:
         return self._send("GET", path, customer_token, template="/v1/accounts/{account_id}")
 
     def pay(self, idempotency_key: str, body: dict[str, Any]) -> PaymentsAnswer:
-        return self._send("POST", "/v1/payments", self._admin_token, body, idempotency_key)
+        return self._send("POST", "/v1/payments", self._platform_token, body, idempotency_key)
 
     def create_customer(self, name: str) -> PaymentsAnswer:
-        return self._send("POST", "/v1/customers", self._admin_token, {"name": name})
+        return self._send("POST", "/v1/customers", self._platform_token, {"name": name})
 
     def open_account(self, customer_token: str, currency: str) -> PaymentsAnswer:
         return self._send("POST", "/v1/accounts", customer_token, {"currency": currency})
 
     def deposit(self, idempotency_key: str, account_id: str, amount_minor: int) -> PaymentsAnswer:
         body = {"account_id": account_id, "amount_minor": amount_minor}
-        return self._send("POST", "/v1/deposits", self._admin_token, body, idempotency_key)
+        return self._send("POST", "/v1/deposits", self._platform_token, body, idempotency_key)
+
+    def revocations(self) -> dict[str, int]:
+        """Every revoked customer's instant (ms since the epoch), from payments; raises on any failure."""
+        response = self.http.get(
+            "/v1/tokens/revocations",
+            headers={"Authorization": f"Bearer {self._platform_token}"},
+            extensions={"timeout": REVOCATIONS_TIMEOUT.as_dict()},
+        )
+        response.raise_for_status()
+        revoked = response.json()["revoked_before_ms"]
+        return {str(customer): int(before_ms) for customer, before_ms in revoked.items()}
 
     def close(self) -> None:
         self.http.close()
