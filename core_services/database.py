@@ -241,7 +241,7 @@ def _is_unavailable(exc: DBAPIError) -> bool:
 def _sqlite_engine(url: str, pool_size: int) -> Engine:
     database = url.split("///", 1)[1] if "///" in url else ""
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(database))
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size // 2, pool_timeout=5, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
@@ -260,6 +260,16 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
 
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """The database file, made before SQLite opens it and readable by its owner only.
+
+    SQLite gives its -wal and -shm files the database file's mode, so they follow.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)  # a file made by an older version (0644) is narrowed too
 
 
 class _WriterQueue:

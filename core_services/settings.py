@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,7 @@ class ServiceSettings:
             payments_db=database_url(env.get("NOVA_PAYMENTS_DB"), data_dir / "payments.db"),
             portfolio_db=database_url(env.get("NOVA_PORTFOLIO_DB"), data_dir / "portfolio.db"),
             payments_url=env.get("NOVA_PAYMENTS_URL", f"http://127.0.0.1:{DEFAULT_PAYMENTS_PORT}"),
-            market_seed=_int(env, "NOVA_MARKET_SEED", 42),
+            market_seed=_int(env, "NOVA_MARKET_SEED", 0) or read_or_create_market_seed(data_dir),
             db_pool_size=_int(env, "NOVA_DB_POOL_SIZE", 10),
             max_body_bytes=_int(env, "NOVA_MAX_BODY_BYTES", 64 * 1024),
             rate_limit_per_second=float(_int(env, "NOVA_RATE_LIMIT", 5000)),
@@ -72,15 +73,29 @@ def database_url(given: str | None, sqlite_file: Path) -> str:
 
 def read_or_create_admin_token(data_dir: Path) -> str:
     """The admin token of this data dir, generated on first use and readable only by its owner."""
-    path = data_dir / "admin-token"
+    return _read_or_create_secret(data_dir / "admin-token", lambda: secrets.token_urlsafe(32))
+
+
+def read_or_create_market_seed(data_dir: Path) -> int:
+    """The market simulator's seed for this data dir: random, and as secret as the admin token.
+
+    With the public code and a known seed, a few quotes give away every future price
+    (and a round trip empties the house account); `NOVA_MARKET_SEED` fixes one only
+    when asked for (demos, tests).
+    """
+    return int(_read_or_create_secret(data_dir / "market-seed", lambda: str(secrets.randbits(63) or 1)))
+
+
+def _read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
+    """The file's text, first written with `make()` (mode 0600) by whichever process gets there first."""
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Written aside and linked into place, so a concurrent reader never sees half a token.
-    draft = data_dir / f".admin-token.{os.getpid()}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside and linked into place, so a concurrent reader never sees half a secret.
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(32) + "\n")
+        handle.write(make() + "\n")
     try:
         os.link(draft, path)
     except FileExistsError:

@@ -55,7 +55,13 @@ def serve(
     portfolio_db: Annotated[
         str | None, typer.Option(envvar="NOVA_PORTFOLIO_DB", help="postgresql:// URL (default: SQLite in data dir)")
     ] = None,
-    market_seed: Annotated[int, typer.Option(help="Seed of the market-data simulator")] = 42,
+    market_seed: Annotated[
+        int | None,
+        typer.Option(
+            envvar="NOVA_MARKET_SEED",
+            help="Fix the market simulator's seed (default: a secret random one kept in <data-dir>/market-seed)",
+        ),
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
     enable_faults: Annotated[
         bool,
@@ -141,7 +147,7 @@ def _serve_options(
     workers: int,
     payments_db: str | None,
     portfolio_db: str | None,
-    market_seed: int,
+    market_seed: int | None,
     access_log: bool,
 ) -> ServeOptions:
     if payments_port == portfolio_port:

@@ -41,7 +41,8 @@ class ServeOptions:
     workers: int = 2
     payments_db: str | None = None
     portfolio_db: str | None = None
-    market_seed: int = 42
+    # None: the data dir's own secret seed (core_services.settings.read_or_create_market_seed).
+    market_seed: int | None = None
     access_log: bool = False
     # Serve the admin fault API (loopback and admin token only): for game days and load tests.
     enable_faults: bool = False
@@ -58,10 +59,11 @@ class ServeOptions:
             {
                 "NOVA_DATA_DIR": str(self.data_dir),
                 "NOVA_PAYMENTS_URL": self.url("payments"),
-                "NOVA_MARKET_SEED": str(self.market_seed),
                 "NOVA_ENABLE_FAULTS": "1" if self.enable_faults else "0",
             }
         )
+        if self.market_seed is not None:
+            env["NOVA_MARKET_SEED"] = str(self.market_seed)
         for name, url in (("NOVA_PAYMENTS_DB", self.payments_db), ("NOVA_PORTFOLIO_DB", self.portfolio_db)):
             if url:
                 env[name] = url
