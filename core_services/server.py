@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ from core_services.connections import GuardedConfig, default_max_connections
 from core_services.faults import forget_faults
 from core_services.settings import ServiceSettings, SettingsError
 from instrumentation.multiprocess import forget_worker, prepare_metrics_dir
+
+log = logging.getLogger("nova.supervisor")
 
 APPS = {
     "payments": "core_services.payments.api:worker_app",
@@ -61,19 +64,36 @@ def serve(
         timeout_graceful_shutdown=10,
     )
     sock = config.bind_socket()
-    Supervisor(config, [sock], metrics_dir).run()
+    Supervisor(config, [sock], metrics_dir, service).run()
 
 
 class Supervisor(Multiprocess):
-    """uvicorn's supervisor, which also forgets, in the metrics folder, each worker it has lost or retired."""
+    """uvicorn's supervisor, which also says which worker it lost and how (at the default log level),
+    and forgets, in the metrics folder, each worker it has lost or retired."""
 
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], metrics_dir: Path) -> None:
+    def __init__(
+        self, config: uvicorn.Config, sockets: list[socket.socket], metrics_dir: Path, service: str = "service"
+    ) -> None:
         super().__init__(config, sockets)
         self.metrics_dir = metrics_dir
+        self.service = service
         self._workers: set[int] = set()
 
     def keep_subprocess_alive(self) -> None:
-        super().keep_subprocess_alive()  # replaces dead workers
+        before = list(self.processes)
+        dead = {process.pid: process.exitcode for process in before if process.exitcode is not None}
+        super().keep_subprocess_alive()  # replaces dead workers, and kills and replaces hung ones
+        if self.should_exit.is_set():
+            return
+        for process in before:
+            if process not in self.processes:
+                if process.pid in dead:
+                    how = _ended_by(dead[process.pid])
+                elif process.exitcode == -signal.SIGKILL:
+                    how = "did not answer its health check; killed"
+                else:
+                    how = _ended_by(process.exitcode)
+                log.warning("%s worker %s %s; replaced", self.service, process.pid, how)
         self._forget_departed_workers()
 
     def handle_signals(self) -> None:
@@ -127,6 +147,13 @@ def _migrate(service: str, settings: ServiceSettings) -> None:
         database.migrate(metadata, MIGRATIONS)
     finally:
         database.dispose()
+
+
+def _ended_by(exitcode: int | None) -> str:
+    """How a worker ended, from its exit code (negative: the signal that killed it)."""
+    if exitcode is not None and exitcode < 0:
+        return f"was killed by {signal.Signals(-exitcode).name}"
+    return f"exited with code {exitcode}"
 
 
 def _one_line(exc: Exception) -> str:

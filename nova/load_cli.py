@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -167,6 +168,18 @@ def _mixes(given: list[str] | None, find_capacity: bool) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _running(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _target(data_dir: Path, payments_url: str | None, portfolio_url: str | None) -> Target:
     """URLs from the options, else from the running `nova serve`'s serve.json, else the defaults;
     the admin token from NOVA_ADMIN_TOKEN, else `<data-dir>/admin-token` (as `nova serve` decides)."""
@@ -174,9 +187,14 @@ def _target(data_dir: Path, payments_url: str | None, portfolio_url: str | None)
     state = data_dir / "serve.json"
     if state.is_file():
         try:
-            served = json.loads(state.read_text()).get("services", {})
+            document = json.loads(state.read_text())
+            served = document.get("services", {})
         except (json.JSONDecodeError, AttributeError, OSError):
             raise fail(f"{state} is not the state file nova serve writes") from None
+        if not _running(document.get("pid")):
+            # Left behind by a `nova serve` that was killed: its URLs and worker counts describe nothing.
+            print(f"nova load: ignoring {state}: the nova serve that wrote it is not running", file=sys.stderr)
+            served = {}
     urls, workers = {}, {}
     for name, given, port in (
         ("payments", payments_url, DEFAULT_PAYMENTS_PORT),

@@ -288,3 +288,20 @@ def test_no_admin_token_is_refused(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "nova: no admin token: set NOVA_ADMIN_TOKEN or point --data-dir at the folder with admin-token"
     )
+
+
+def test_a_serve_json_left_by_a_killed_nova_serve_is_ignored(tmp_path: Path) -> None:
+    stale = free_port()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    state = {
+        "pid": int(finished.stdout),  # a process that has ended, as a SIGKILLed nova serve has
+        "services": {
+            name: {"pid": int(finished.stdout), "url": f"http://127.0.0.1:{stale}", "workers": 2}
+            for name in ("payments", "portfolio")
+        },
+    }
+    (tmp_path / "serve.json").write_text(json.dumps(state))
+    run = nova_load(*SHORT_RUN, "--data-dir", tmp_path)
+    assert run.code == 2
+    assert "ignoring" in run.stderr and "is not running" in run.stderr
+    assert f":{stale}" not in run.stderr
