@@ -35,6 +35,7 @@ class RevocationList:
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
         self._in_flight: Future[None] | None = None
+        self._failing = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="revocations")
 
     async def check(self, principal: Principal) -> None:
@@ -57,5 +58,11 @@ class RevocationList:
         try:
             self._revoked = self._fetch()
         except Exception as exc:  # payments down or slow: keep what we knew, ask again later
-            log.warning("token revocations not refreshed: %s", exc)
+            if not self._failing:  # once per outage, not twice a second
+                log.warning("token revocations not refreshed, keeping the last list: %s", exc)
+            self._failing = True
+        else:
+            if self._failing:
+                log.warning("token revocations refreshed again")
+            self._failing = False
         self._fetched_at = started
