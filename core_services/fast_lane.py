@@ -22,19 +22,24 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# The lane's answer, or None to hand the request to the route's FastAPI handler.
+# The lane's answer, or None to hand the request to the route's FastAPI handler. It gets
+# the scope (path parameters included), the headers it asked for, and the JSON body if any.
 Lane = Callable[[Scope, dict[bytes, str], Any], Awaitable[Response | None]]
 
 
-def add_fast_lane(app: FastAPI, method: str, path: str, headers: tuple[bytes, ...], lane: Lane) -> None:
+def add_fast_lane(
+    app: FastAPI, method: str, path: str, headers: tuple[bytes, ...], lane: Lane, *, json_body: bool = True
+) -> None:
     """Put `lane` in front of the route `method path`.
 
     `headers` (lower-case) are the ones the lane reads; a request must carry each
-    exactly once, with a JSON body, to be taken.
+    exactly once to be taken, and with `json_body` a JSON object body too. Without
+    `json_body` the lane gets None for the body, which it does not read.
     """
     for route in app.router.routes:
         if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ()):
-            route.app = _in_front_of(route.app, frozenset(headers), lane)
+            wanted = frozenset(headers)
+            route.app = _in_front_of(route.app, wanted, lane) if json_body else _bodiless(route.app, wanted, lane)
             return
     raise LookupError(f"no route {method} {path}")
 
@@ -44,12 +49,24 @@ def _in_front_of(general: ASGIApp, wanted: frozenset[bytes], lane: Lane) -> ASGI
         messages, body = await _read_body(receive)
         response = None
         if body is not None:
-            headers = _headers(scope, wanted)
+            headers = _headers(scope, wanted, json=True)
             document = _json_object(body) if headers is not None else None
             if headers is not None and document is not None:
                 response = await lane(scope, headers, document)
         if response is None:
             await general(scope, _replay(messages, receive), send)
+        else:
+            await response(scope, receive, send)
+
+    return app
+
+
+def _bodiless(general: ASGIApp, wanted: frozenset[bytes], lane: Lane) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope, wanted, json=False)
+        response = await lane(scope, headers, None) if headers is not None else None
+        if response is None:
+            await general(scope, receive, send)
         else:
             await response(scope, receive, send)
 
@@ -79,8 +96,8 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replayed
 
 
-def _headers(scope: Scope, wanted: frozenset[bytes]) -> dict[bytes, str] | None:
-    """The wanted headers (latin-1, as Starlette decodes them), if each is there once and the body is JSON."""
+def _headers(scope: Scope, wanted: frozenset[bytes], *, json: bool) -> dict[bytes, str] | None:
+    """The wanted headers (latin-1, as Starlette decodes them), if each is there once (and the body is JSON)."""
     found: dict[bytes, str] = {}
     content_type = None
     for name, value in scope["headers"]:
@@ -92,7 +109,9 @@ def _headers(scope: Scope, wanted: frozenset[bytes]) -> dict[bytes, str] | None:
             if name in found:
                 return None
             found[name] = value.decode("latin-1")
-    if len(found) != len(wanted) or content_type is None or content_type.split(b";")[0].strip() != b"application/json":
+    if len(found) != len(wanted):
+        return None
+    if json and (content_type is None or content_type.split(b";")[0].strip() != b"application/json"):
         return None
     return found
 

@@ -272,9 +272,8 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
 
     async def pay_lane(_scope: Scope, headers: dict[bytes, str], document: Any) -> Response | None:
         """POST /v1/payments without FastAPI's dependency solving: the same checks, in the same functions."""
-        scheme, _, token = headers[b"authorization"].partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = _bearer(headers[b"authorization"])
+        if token is None:
             return None
         try:
             body = NewPayment.model_validate(document)
@@ -284,11 +283,28 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
         key = check_idempotency_key(headers[b"idempotency-key"])
         return _answer("payment", *await db.offload(service.pay, principal, key, body.model_dump()))
 
+    async def account_lane(scope: Scope, headers: dict[bytes, str], _document: Any) -> Response | None:
+        """GET /v1/accounts/{account_id}, the read behind every portfolio view, without FastAPI's layers."""
+        token = _bearer(headers[b"authorization"])
+        if token is None:
+            return None
+        principal = await _principal(service, limiter, token)
+        account = await db.offload(service.account, principal, scope["path_params"]["account_id"])
+        return JSONResponse(account)
+
     add_fast_lane(app, "POST", "/v1/payments", (b"authorization", b"idempotency-key"), pay_lane)
+    add_fast_lane(app, "GET", "/v1/accounts/{account_id}", (b"authorization",), account_lane, json_body=False)
     add_health_routes(app, service.db.ping)
     if faults is not None:
         add_fault_routes(app, faults, settings.admin_token)
     return app
+
+
+def _bearer(authorization: str) -> str | None:
+    """The token of `Bearer <token>`, read as FastAPI's HTTPBearer reads it; None where it would find none."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def _answer(kind: str, response: StoredResponse, replayed: bool) -> JSONResponse:
