@@ -41,7 +41,7 @@ from loadtests.bench.errors import BenchError
 from loadtests.bench.machine import describe_machine
 from loadtests.bench.payers import PAYERS, Payer, seed_payers, write_wrk_script
 from loadtests.bench.postgres import durability_settings, scratch_database
-from loadtests.bench.processes import nova_serve
+from loadtests.bench.processes import REPO_ROOT, nova_serve
 from loadtests.bench.report import print_machine, print_report, write_json
 from loadtests.bench.results import (
     DATABASE_NAMES,
@@ -66,6 +66,7 @@ class BenchSettings:
     repeat: int
     json_out: Path | None
     postgres_url: str
+    compare_with: Path | None = None
 
     def how(self) -> str:
         return (
@@ -92,6 +93,14 @@ def parse_args(argv: list[str] | None) -> BenchSettings:
         default=DEFAULT_POSTGRES_URL,
         help=f"server to create scratch nova_bench_* databases on (default {DEFAULT_POSTGRES_URL})",
     )
+    parser.add_argument(
+        "--compare-with",
+        type=_checkout,
+        default=None,
+        metavar="DIR",
+        help="another checkout of the suite (e.g. `git worktree add DIR <commit>`): its nova serve runs beside "
+        "this one's, in the same rounds, and the table adds its CPU per payment and the paired ratio",
+    )
     args = parser.parse_args(argv)
     if args.connections < WRK_THREADS:
         parser.error(f"--connections must be at least {WRK_THREADS}, wrk's thread count")
@@ -103,6 +112,13 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _checkout(text: str) -> Path:
+    root = Path(text).resolve()
+    if not (root / "nova" / "__main__.py").is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a checkout of the suite (no nova/__main__.py)")
+    return root
 
 
 def _databases(text: str) -> tuple[str, ...]:
@@ -128,9 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print_report(console, result, settings.how())
     if settings.json_out is not None:
-        write_json(settings.json_out, result, {**asdict(settings), "json_out": str(settings.json_out)})
+        write_json(settings.json_out, result, {name: _json_safe(value) for name, value in asdict(settings).items()})
         console.print(f"figures written to {settings.json_out}")
     return 0 if all(verdict.passed for verdict in result.verdicts()) else 1
+
+
+def _json_safe(value: object) -> object:
+    return str(value) if isinstance(value, Path) else value
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -158,6 +178,11 @@ def run(settings: BenchSettings, console: Console) -> BenchResult:
         hello, hello_url = running.enter_context(hello_server(workdir, settings.workers))
         ceiling = _Target("hello-world ASGI", hello_url, settings.connections, None, None, hello, None)
         targets = [ceiling] + [stages.start_payments(name, settings, workdir, running) for name in settings.databases]
+        if settings.compare_with is not None:
+            targets += [
+                stages.start_payments(name, settings, workdir, running, settings.compare_with)
+                for name in settings.databases
+            ]
         warmups = {target.label: stages.drive(f"{target.label} warm-up", target, WARMUP_SECONDS) for target in targets}
         runs: dict[str, list[WrkRun]] = {target.label: [] for target in targets}
         for number in range(settings.repeat):
@@ -165,15 +190,17 @@ def run(settings: BenchSettings, console: Console) -> BenchResult:
             for target in targets[shift:] + targets[:shift]:
                 label = f"round {number + 1}/{settings.repeat}: {target.label}"
                 runs[target.label].append(stages.drive(label, target, settings.duration))
-        databases = []
+        databases: list[DatabaseResult] = []
+        baselines: list[DatabaseResult] = []
         for target in targets[1:]:
             assert target.database is not None
             ledger = stages.verify(target, [warmups[target.label], *runs[target.label]])
             payments = PaymentsResult(
                 target.database, warmups[target.label], runs[target.label], ledger, runs[ceiling.label]
             )
-            databases.append(DatabaseResult(target.database, *raws[target.database], payments))
-    return BenchResult(machine, runs[ceiling.label], databases)
+            result = DatabaseResult(target.database, *raws[target.database], payments)
+            (baselines if target.baseline else databases).append(result)
+    return BenchResult(machine, runs[ceiling.label], databases, tuple(baselines))
 
 
 @contextmanager
@@ -199,6 +226,7 @@ class _Target(NamedTuple):
     load: _Load | None
     server: OwnedProcess
     admin_token: str | None
+    baseline: bool = False
 
     @property
     def owned_marker(self) -> str | None:
@@ -231,18 +259,26 @@ class Stages:
         self._finish(task, f"{label}: {raw.commits_per_second:,.0f}/s")
         return raw
 
-    def start_payments(self, database: str, settings: BenchSettings, workdir: Path, running: ExitStack) -> _Target:
-        """`nova serve` on `database` with its payers funded; stopped (database dropped) when `running` closes."""
-        name = DATABASE_NAMES[database]
+    def start_payments(
+        self, database: str, settings: BenchSettings, workdir: Path, running: ExitStack, baseline: Path | None = None
+    ) -> _Target:
+        """`nova serve` on `database` with its payers funded; stopped (database dropped) when `running` closes.
+
+        `baseline`: the checkout to run instead of this one, for a comparison.
+        """
+        name = DATABASE_NAMES[database] + (f" (baseline {baseline})" if baseline is not None else "")
         payments_db = running.enter_context(scratch_database(settings.postgres_url)) if database != "sqlite" else None
-        data_dir = workdir / f"nova-{database}"
+        data_dir = workdir / (f"nova-{database}" + ("-baseline" if baseline is not None else ""))
         task = self._start(f"{name}: starting nova serve, funding {PAYERS} payers", None)
-        server, url, _ = running.enter_context(nova_serve(data_dir, settings.workers, payments_db))
+        root = baseline if baseline is not None else REPO_ROOT
+        server, url, _ = running.enter_context(nova_serve(data_dir, settings.workers, payments_db, root=root))
         admin_token = (data_dir / "admin-token").read_text().strip()
         payers = seed_payers(url, admin_token)
         self._finish(task, f"{name}: nova serve up, {PAYERS} payers funded")
         load = _Load(url, payers, settings.connections, data_dir, _database_name(payments_db))
-        return _Target(f"payments on {name}", url, settings.connections, database, load, server, admin_token)
+        return _Target(
+            f"payments on {name}", url, settings.connections, database, load, server, admin_token, baseline is not None
+        )
 
     def drive(self, label: str, target: _Target, seconds: int) -> WrkRun:
         task = self._start(label, seconds)
@@ -269,7 +305,7 @@ class Stages:
         ledger = _verify_ledger(target.url, target.admin_token, runs)
         if not ledger.accounted:
             self.progress.console.print(
-                f"[red]warning[/red]: {DATABASE_NAMES[target.database]}: the ledger holds {ledger.payments:,} "
+                f"[red]warning[/red]: {target.label}: the ledger holds {ledger.payments:,} "
                 f"payments, fewer than the {ledger.created_seen:,} wrk saw created (deposits included): "
                 "answered 201 but not recorded"
             )

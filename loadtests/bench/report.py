@@ -22,6 +22,7 @@ from loadtests.bench.results import (
     DatabaseResult,
     PaymentsResult,
     Verdict,
+    cpu_against,
 )
 from loadtests.bench.spread import Spread
 from loadtests.bench.wrk import WRK_THREADS, WrkRun
@@ -71,7 +72,17 @@ def _table(result: BenchResult, how: str) -> Table:
     )
     for database in result.databases:
         table.add_row(*_raw_row(database))
-        table.add_row(*_payments_row(database.payments), end_section=True)
+        baseline = result.baseline_of(database.database)
+        table.add_row(*_payments_row(database.payments), end_section=baseline is None)
+        if baseline is not None:
+            change = cpu_against(database.payments, baseline)
+            row = _payments_row(baseline)
+            row[0] = f"{row[0]}, baseline"
+            row[-1] = (
+                f"this checkout's CPU/req vs the baseline's, paired by round: {change.median:+.1%} "
+                f"[{change.ci_low:+.1%}, {change.ci_high:+.1%}]; " + row[-1]
+            )
+            table.add_row(*row, end_section=True)
     return table
 
 
@@ -152,13 +163,22 @@ def write_json(path: Path, result: BenchResult, settings: dict[str, Any]) -> Non
         "machine": result.machine._asdict(),
         "wrk_threads": WRK_THREADS,
         "http_ceiling": _ceiling_json(result),
-        "databases": {database.database: _database_json(database) for database in result.databases},
+        "databases": {database.database: _database_json(database, result) for database in result.databases},
         "verdicts": [verdict._asdict() for verdict in result.verdicts()],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
 
 
-def _database_json(database: DatabaseResult) -> dict[str, Any]:
+def _database_json(database: DatabaseResult, result: BenchResult) -> dict[str, Any]:
+    document = _payments_json(database)
+    baseline = result.baseline_of(database.database)
+    if baseline is not None:
+        document["baseline"] = _payments_json(DatabaseResult(database.database, database.raw, "", baseline))["payments"]
+        document["cpu_vs_baseline"] = cpu_against(database.payments, baseline).as_json()
+    return document
+
+
+def _payments_json(database: DatabaseResult) -> dict[str, Any]:
     payments = database.payments
     return {
         "raw_commits": {**database.raw._asdict(), "detail": database.raw_detail},

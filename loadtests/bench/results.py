@@ -114,6 +114,11 @@ class BenchResult(NamedTuple):
     machine: Machine
     ceiling_runs: list[WrkRun]
     databases: list[DatabaseResult]
+    # `--compare-with`: the same measurements of another checkout, in the same rounds.
+    baselines: tuple[DatabaseResult, ...] = ()
+
+    def baseline_of(self, database: str) -> PaymentsResult | None:
+        return next((result.payments for result in self.baselines if result.database == database), None)
 
     @property
     def ceiling_requests_per_second(self) -> float:
@@ -121,6 +126,14 @@ class BenchResult(NamedTuple):
 
     def verdicts(self) -> list[Verdict]:
         return [judge(result.payments) for result in self.databases]
+
+
+def cpu_against(result: PaymentsResult, baseline: PaymentsResult) -> Spread:
+    """CPU per payment over the baseline's in the same round, minus one (-0.2 = a fifth less)."""
+    ratios = paired_ratios(
+        [run.cpu_ms_per_request for run in result.runs], [run.cpu_ms_per_request for run in baseline.runs]
+    )
+    return Spread(ratios.median - 1, ratios.q1 - 1, ratios.q3 - 1, ratios.ci_low - 1, ratios.ci_high - 1, ratios.rounds)
 
 
 def judge(result: PaymentsResult) -> Verdict:
