@@ -116,9 +116,21 @@ def _headers(scope: Scope, wanted: frozenset[bytes], *, json: bool) -> dict[byte
     return found
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _RepeatedKey
+    return document
+
+
 def _json_object(body: bytes) -> dict[str, Any] | None:
+    """The body's JSON object; None for anything else, a key given twice included (FastAPI decides those)."""
     try:
-        document = json.loads(body)
+        document = json.loads(body, object_pairs_hook=_unique_keys)
     except ValueError:
         return None
     return document if isinstance(document, dict) else None

@@ -77,3 +77,12 @@ def test_a_bodiless_lane_reads_path_parameters_and_needs_its_headers() -> None:
     client = TestClient(app_with_lane())
     assert client.get("/things/t1", headers={"Authorization": "Bearer x"}).json() == {"by": "lane", "id": "t1"}
     assert client.get("/things/t1").json() == {"by": "fastapi", "id": "t1"}
+
+
+def test_a_body_with_a_key_twice_goes_to_fastapi() -> None:
+    response = TestClient(app_with_lane()).post(
+        "/things",
+        content=b'{"amount": 1, "amount": 2}',
+        headers={"Idempotency-Key": "k", "Content-Type": "application/json"},
+    )
+    assert response.json()["by"] == "fastapi"
