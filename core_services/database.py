@@ -22,6 +22,7 @@ import fcntl
 import functools
 import os
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -257,7 +258,14 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+        # Straight to the driver: SQLAlchemy's statement machinery cost more than the BEGIN itself.
+        statement = conn.get_execution_options().get("sqlite_begin", "BEGIN")
+        try:
+            conn.connection.dbapi_connection.execute(statement)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(
+                statement, None, exc, sqlite3.Error, hide_parameters=True, dialect=conn.dialect
+            ) from exc
 
     return engine
 

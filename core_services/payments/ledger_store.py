@@ -83,9 +83,13 @@ def funding_account(conn: Connection, currency: str, now: str) -> Account:
     return locked_accounts(conn, [account_id])[account_id]
 
 
+_FIND_ACCOUNT = Sql("SELECT id, customer_id, currency, balance_minor FROM accounts WHERE id = :id")
+
+
 def find_account(conn: Connection, account_id: str) -> Account | None:
-    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first()
-    return _account(row) if row else None
+    # Plain SQL: every account read and every portfolio view comes here.
+    row = _FIND_ACCOUNT.run(conn, {"id": account_id}).fetchone()
+    return Account(row[0], row[1], row[2], int(row[3])) if row else None
 
 
 # The payment path's statements: plain SQL that both dialects accept as written
@@ -266,7 +270,3 @@ def ledger_totals(conn: Connection) -> dict[str, Any]:
         "entries": conn.execute(select(func.count()).select_from(entries)).scalar_one(),
         "mismatched_balances": mismatched,
     }
-
-
-def _account(row: RowMapping) -> Account:
-    return Account(row["id"], row["customer_id"], row["currency"], int(row["balance_minor"]))

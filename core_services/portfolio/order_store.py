@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, RowMapping, and_, select, update
 
-from core_services.database import insert_if_absent
+from core_services.database import Sql, insert_if_absent
 from core_services.portfolio.domain import PENDING, Order, OrderRecord, Position, StoredResponse
 from core_services.portfolio.schema import known_accounts, orders, positions, service_facts
 
@@ -84,10 +84,15 @@ def _fact(conn: Connection, key: str) -> str | None:
 # -- account owners ----------------------------------------------------------------------------------
 
 
+# The portfolio view's reads, in plain SQL: building and compiling the expressions cost
+# more than the reads themselves.
+_KNOWN_ACCOUNT = Sql("SELECT account_id, customer_id, currency FROM known_accounts WHERE account_id = :id")
+_POSITIONS = Sql("SELECT symbol, quantity, cost_basis_minor FROM positions WHERE account_id = :id ORDER BY symbol")
+
+
 def known_account(conn: Connection, account_id: str) -> KnownAccount | None:
-    query = select(known_accounts).where(known_accounts.c.account_id == account_id)
-    row = conn.execute(query).mappings().first()
-    return KnownAccount(row["account_id"], row["customer_id"], row["currency"]) if row else None
+    row = _KNOWN_ACCOUNT.run(conn, {"id": account_id}).fetchone()
+    return KnownAccount(row[0], row[1], row[2]) if row else None
 
 
 def remember_account(conn: Connection, account: KnownAccount, now: str) -> None:
@@ -243,8 +248,8 @@ def save_position(conn: Connection, account_id: str, position: Position) -> None
 
 
 def account_positions(conn: Connection, account_id: str) -> list[Position]:
-    query = select(positions).where(positions.c.account_id == account_id).order_by(positions.c.symbol)
-    return [_position(row) for row in conn.execute(query).mappings()]
+    rows = _POSITIONS.run(conn, {"id": account_id}).fetchall()
+    return [Position(row[0], int(row[1]), int(row[2])) for row in rows]
 
 
 def _position(row: RowMapping) -> Position:

@@ -15,7 +15,8 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,7 +25,7 @@ import psycopg
 from loadtests.bench.errors import BenchError
 from loadtests.bench.hello_asgi import serve_command
 from loadtests.bench.processes import REPO_ROOT, clean_environment
-from loadtests.bench.wrk import WRK_THREADS, Tick, WrkRun, run_wrk
+from loadtests.bench.wrk import WRK_THREADS, Tick
 from loadtests.processes import OwnedProcess, free_ports
 
 WARMUP_SECONDS = 3
@@ -42,16 +43,19 @@ class CommitRate(NamedTuple):
     latency_avg_ms: float | None = None
 
 
-def http_ceiling(workdir: Path, connections: int, seconds: int, workers: int, tick: Tick) -> WrkRun:
-    """wrk against a bare ASGI app served exactly as the services are (uvloop, httptools, no access log)."""
+@contextmanager
+def hello_server(workdir: Path, workers: int) -> Iterator[tuple[OwnedProcess, str]]:
+    """A bare ASGI app served exactly as the services are (uvloop, httptools, no access log), warmed up.
+
+    Yields the server and its URL; stopped on exit. Its wrk runs are the HTTP ceiling.
+    """
     (port,) = free_ports()
     command = serve_command(port, workers)
     url = f"http://127.0.0.1:{port}/"
     log = workdir / "hello-asgi.log"
     with OwnedProcess("hello-world ASGI", command, log, clean_environment(), cwd=REPO_ROOT) as server:
         server.wait_ready(url)
-        run_wrk(url, connections, WARMUP_SECONDS)
-        return run_wrk(url, connections, seconds, tick=tick)
+        yield server, url
 
 
 def sqlite_commit_rate(workdir: Path, seconds: float, tick: Tick) -> CommitRate:

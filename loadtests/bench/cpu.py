@@ -6,6 +6,11 @@ every wrk run is bracketed by two readings of /proc: all CPU time spent, and the
 spent by this benchmark's own processes (its descendants, plus the PostgreSQL
 backends serving its scratch database, which are the postmaster's children). The
 difference is other processes' share of the machine.
+
+The same readings give the primary figure, CPU per request: the CPU time of the
+service's own process tree (the server and its workers, not wrk, not this process)
+divided by the requests answered. A busy neighbour stretches wall-clock time and
+halves requests per second, but barely moves the CPU a request costs.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ class CpuReading(NamedTuple):
     # Jiffies summed over all CPUs; interrupts are left out, as they mostly serve the load's own packets.
     busy: int
     ours: int
+    # The measured server's process tree (server and workers), and the database backends serving it.
+    service: int = 0
+    database: int = 0
 
 
 class _Process(NamedTuple):
@@ -30,18 +38,36 @@ class _Process(NamedTuple):
     command: str
 
 
-def read_cpu(owned_marker: str | None = None) -> CpuReading:
-    """`owned_marker`: text in a command line that makes a process ours (a scratch database's name)."""
+def read_cpu(owned_marker: str | None = None, service_pid: int | None = None) -> CpuReading:
+    """`owned_marker`: text in a command line that makes a process ours (a scratch database's name).
+
+    `service_pid`: the measured server; it and its descendants are the service's CPU time.
+    """
     processes = _processes(owned_marker is not None)
     ours = _descendants(os.getpid(), processes)
+    database: set[int] = set()
     if owned_marker is not None:
-        ours |= {pid for pid, process in processes.items() if owned_marker in process.command}
-    return CpuReading(_machine_busy(), sum(processes[pid].jiffies for pid in ours))
+        database = {pid for pid, process in processes.items() if owned_marker in process.command}
+        ours |= database
+    service = _descendants(service_pid, processes) if service_pid is not None else set()
+    return CpuReading(
+        _machine_busy(), _jiffies(ours, processes), _jiffies(service, processes), _jiffies(database, processes)
+    )
 
 
 def own_seconds(before: CpuReading, after: CpuReading) -> float:
     """CPU seconds the benchmark's own processes (servers, wrk, their database backends) spent in between."""
     return (after.ours - before.ours) / _TICKS_PER_SECOND
+
+
+def service_seconds(before: CpuReading, after: CpuReading) -> float:
+    """CPU seconds the measured server's own processes spent in between: no wrk, no database."""
+    return (after.service - before.service) / _TICKS_PER_SECOND
+
+
+def database_seconds(before: CpuReading, after: CpuReading) -> float:
+    """CPU seconds the PostgreSQL backends serving the scratch database spent in between."""
+    return (after.database - before.database) / _TICKS_PER_SECOND
 
 
 def others_share(before: CpuReading, after: CpuReading, seconds: float) -> float:
@@ -50,6 +76,10 @@ def others_share(before: CpuReading, after: CpuReading, seconds: float) -> float
     if capacity <= 0:
         return 0.0
     return max(0, (after.busy - before.busy) - (after.ours - before.ours)) / capacity
+
+
+def _jiffies(pids: set[int], processes: dict[int, _Process]) -> int:
+    return sum(processes[pid].jiffies for pid in pids)
 
 
 def _machine_busy() -> int:

@@ -28,11 +28,16 @@ def clean_environment() -> dict[str, str]:
 
 @contextmanager
 def nova_serve(
-    data_dir: Path, workers: int, payments_db: str | None = None, env: dict[str, str] | None = None
+    data_dir: Path,
+    workers: int,
+    payments_db: str | None = None,
+    env: dict[str, str] | None = None,
+    root: Path = REPO_ROOT,
 ) -> Iterator[tuple[OwnedProcess, str, str]]:
     """`nova serve` on two free ports, ready on both; yields it with the payments and portfolio URLs.
 
     Stopped (SIGTERM, then SIGKILL) on exit. `env` adds settings such as NOVA_TELEMETRY.
+    `root` is the checkout whose code it runs (another one: a baseline to compare with).
     """
     payments_port, portfolio_port = free_ports(2)
     command = [
@@ -53,7 +58,9 @@ def nova_serve(
         command += ["--payments-db", payments_db]
     url = f"http://127.0.0.1:{payments_port}"
     environment = {**clean_environment(), **(env or {})}
-    with OwnedProcess("nova serve", command, data_dir.with_suffix(".log"), environment, cwd=REPO_ROOT) as server:
+    if root != REPO_ROOT:
+        environment["PYTHONPATH"] = str(root)
+    with OwnedProcess("nova serve", command, data_dir.with_suffix(".log"), environment, cwd=root) as server:
         server.wait_ready(f"{url}/readyz")
         # Portfolio starts after payments; waiting keeps its start-up off the measured CPUs.
         server.wait_ready(f"http://127.0.0.1:{portfolio_port}/readyz")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from loadtests.bench.cpu import others_share, own_seconds, read_cpu
+from loadtests.bench.cpu import database_seconds, others_share, own_seconds, read_cpu, service_seconds
 from loadtests.bench.errors import BenchError
 
 WRK_THREADS = 2
@@ -40,11 +40,27 @@ class WrkRun(NamedTuple):
     others_cpu: float = 0.0
     # CPU seconds the benchmark's own processes used during the run, wrk included.
     own_cpu_seconds: float = 0.0
+    # CPU seconds of the measured server's process tree alone (no wrk, no database backends).
+    service_cpu_seconds: float = 0.0
+    # CPU seconds of the PostgreSQL backends serving the scratch database.
+    database_cpu_seconds: float = 0.0
 
     @property
     def cpu_ms_per_request(self) -> float:
-        """What one request costs the machine; unlike requests/s, barely moved by other work."""
-        return self.own_cpu_seconds * 1000 / self.requests if self.requests else 0.0
+        """What one request costs the service's own processes; unlike requests/s, barely moved by other work."""
+        return self._per_request(self.service_cpu_seconds)
+
+    @property
+    def database_cpu_ms_per_request(self) -> float:
+        return self._per_request(self.database_cpu_seconds)
+
+    @property
+    def total_cpu_ms_per_request(self) -> float:
+        """Everything the benchmark ran: service, database backends and wrk itself."""
+        return self._per_request(self.own_cpu_seconds)
+
+    def _per_request(self, seconds: float) -> float:
+        return seconds * 1000 / self.requests if self.requests else 0.0
 
     @property
     def created(self) -> int:
@@ -72,23 +88,28 @@ def run_wrk(
     script: Path | None = None,
     tick: Tick | None = None,
     owned_marker: str | None = None,
+    service_pid: int | None = None,
 ) -> WrkRun:
     """Run wrk to completion, calling `tick(elapsed_seconds)` a few times a second for a progress display.
 
     `owned_marker` names the scratch database whose PostgreSQL backends count as the
-    benchmark's own CPU time rather than other work's.
+    benchmark's own CPU time rather than other work's; `service_pid` is the server
+    whose process tree's CPU time is the run's CPU per request.
     """
     command = [require_wrk(), f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
     command.append(url)
-    before, started = read_cpu(owned_marker), time.monotonic()
+    before, started = read_cpu(owned_marker, service_pid), time.monotonic()
     output, errors, code = _run_with_ticks(command, tick)
-    after = read_cpu(owned_marker)
+    after = read_cpu(owned_marker, service_pid)
     if code != 0:
         raise BenchError(f"wrk exited with code {code}: {(errors or output).strip()[:300]}")
     return parse_wrk(output)._replace(
-        others_cpu=others_share(before, after, time.monotonic() - started), own_cpu_seconds=own_seconds(before, after)
+        others_cpu=others_share(before, after, time.monotonic() - started),
+        own_cpu_seconds=own_seconds(before, after),
+        service_cpu_seconds=service_seconds(before, after),
+        database_cpu_seconds=database_seconds(before, after),
     )
 
 
