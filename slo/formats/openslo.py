@@ -515,7 +515,7 @@ def read_v1alpha_slo(doc: Document) -> list[SLO]:
         ratio, rat = objective["ratioMetrics"], (*where, "ratioMetrics")
         d.fields(doc, rat, ratio, required={"good", "total"}, optional={"incremental"}, slo=slo_name)
         good, total = (_alpha_query(doc, (*rat, key), ratio[key], slo_name) for key in ("good", "total"))
-        sli = RawSLI(f"(\n  1 - (\n    (\n      {good}\n    )\n    /\n    (\n      {total}\n    )\n  )\n)")
+        sli = RawSLI(f"1 - (\n  (\n    {good}\n  )\n  /\n  (\n    {total}\n  )\n)")
         slos.append(SLO(service, slo_name, target, sli, Alerting("", page=off, ticket=off), description, {}, period,
                         OPENSLO_ALPHA_VERSION, doc.where(where)))  # fmt: skip
     return slos
