@@ -284,7 +284,7 @@ def _metric_source(
     """The Prometheus query of a metric source, or why it cannot be one."""
     d.fields(doc, path, raw, required={"metricSource"}, slo=slo)
     source, at = raw["metricSource"], (*path, "metricSource")
-    d.fields(doc, at, source, required={"spec"}, optional={"metricSourceRef", "type"}, slo=slo)
+    d.fields(doc, at, source, optional={"metricSourceRef", "type", "spec"}, slo=slo)
     kind = source.get("type")
     if "metricSourceRef" in source:
         ref = source["metricSourceRef"]
@@ -294,12 +294,14 @@ def _metric_source(
         kind = kind or _at(target[0].data, (*target[1], "spec"))["type"]
     if not kind:
         raise doc.error((*at, "type"), "is required (or a metricSourceRef to a DataSource)", slo)
-    spec = source["spec"]
-    if not isinstance(spec, dict):
+    spec = source.get("spec")
+    if spec is not None and not isinstance(spec, dict):
         raise doc.error((*at, "spec"), "must be a mapping", slo)
     if str(kind).lower() != "prometheus":
+        # Its spec is whatever that source needs: well-formed, not ours to read.
         return UncompilableSLI(f"metric source type {kind!r} cannot be compiled to Prometheus rules")
     d.fields(doc, (*at, "spec"), spec, required={"query"}, slo=slo)
+    assert isinstance(spec, dict)
     query = d.string(doc, (*at, "spec", "query"), spec["query"], slo).strip()
     if needs_window and not WINDOW.search(query):
         if not _SELECTOR.match(query):
