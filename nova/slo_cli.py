@@ -30,9 +30,8 @@ from slo.prometheus_operator import (
     OperatorError,
     OperatorOptions,
     parse_labels,
-    render_operator,
-    render_service_levels,
 )
+from slo.rule_outputs import render_output
 from slo.rules import (
     DEFAULT_MIN_BAD_EVENTS,
     DEFAULT_RUNBOOK_BASE,
@@ -145,25 +144,6 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def _render(
-    loaded: SpecSet, slos: Sequence[SLO], options: RuleOptions, operator: OperatorOptions | None, sources: list[str]
-) -> str:
-    """One output: a rule file, the Operator manifest, or (for PrometheusServiceLevels) PrometheusRules."""
-    ids = {slo.sloth_id for slo in slos}
-    resources = [(resource, [i for i in owned if i in ids]) for resource, owned in loaded.kubernetes]
-    resources = [(resource, owned) for resource, owned in resources if owned]
-    if not resources:
-        groups = generate(slos, options)
-        return render_groups(groups, sources) if operator is None else render_operator(groups, operator, sources)
-    if operator is not None or len({i for _, owned in resources for i in owned}) != len(ids):
-        raise fail("PrometheusServiceLevel specs give PrometheusRules: write them apart from other specs, no --format")
-    by_id = {slo.sloth_id: slo for slo in slos}
-    return render_service_levels(
-        [(r.name, r.namespace, r.labels, generate([by_id[i] for i in owned], options)) for r, owned in resources],
-        sources,
-    )
-
-
 @slo_app.command()
 def rules(
     specs: Specs = None,
@@ -241,7 +221,10 @@ def rules(
         else:
             sources = [str(f.path) for f in files]
             outputs = [
-                (None if to_stdout else Path(str(output)), _render(loaded, loaded.slos, options, operator, sources))
+                (
+                    None if to_stdout else Path(str(output)),
+                    render_output(loaded, loaded.slos, options, operator, sources),
+                )
             ]
     except SLOError as exc:
         raise fail(str(exc)) from None
@@ -271,7 +254,7 @@ def _per_file(
     for found in files:
         slos = by_file.get(str(found.path))
         if slos:
-            outputs.append((out / found.relative, _render(loaded, slos, options, operator, [str(found.path)])))
+            outputs.append((out / found.relative, render_output(loaded, slos, options, operator, [str(found.path)])))
     return outputs
 
 

@@ -41,7 +41,8 @@ from slo.model import (
 @dataclass
 class SpecSet:
     """What a load found: the SLOs in input order, the warnings, and, per Kubernetes
-    `PrometheusServiceLevel`, the SLO ids whose rules go into its `PrometheusRule`."""
+    `PrometheusServiceLevel`, the SLOs (by `source`, unique even among duplicate ids) whose rules
+    go into its `PrometheusRule`."""
 
     slos: list[SLO] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -57,7 +58,7 @@ _Reader = Callable[[Document, openslo.Catalogue, SpecSet], list[SLO]]
 
 def _kubernetes(doc: Document, _: openslo.Catalogue, found: SpecSet) -> list[SLO]:
     resource, slos = sloth.read_kubernetes(doc)
-    found.kubernetes.append((resource, [slo.sloth_id for slo in slos]))
+    found.kubernetes.append((resource, [slo.source for slo in slos]))
     return slos
 
 

@@ -4,7 +4,8 @@ Each indicator kind is a row of `INDICATORS`: how its metrics become an error qu
 query (or an error ratio). The SLO's service is its namespace, its name the object's name;
 `window` is the period (the workbook's alert windows scale to it), `target` is a percent
 written as a string ("99.9"), and `alerting.disabled` or `alerting.burnrates: false` turn the
-burn-rate alerts off. Pyrra's own labels for rules (`pyrra.dev/<name>`) are carried as `<name>`.
+burn-rate alerts off; alerts carry Pyrra's `slo` label. Pyrra's own labels for rules
+(`pyrra.dev/<name>`) are carried as `<name>`.
 """
 
 from __future__ import annotations
@@ -145,7 +146,9 @@ def _alerting(doc: Document, path: FieldPath, raw: Any, slo: str) -> Alerting:
     burnrates = d.boolean(doc, (*path, "burnrates"), raw.get("burnrates", True), slo)
     name = d.alert_name(doc, (*path, "name"), raw.get("name") or DEFAULT_ALERT, slo)
     off = disabled or not burnrates
-    return Alerting(name, page=AlertSpec(disable=off), ticket=AlertSpec(disable=off))
+    # Pyrra labels its alerts with the SLO's name (`slo`), which also keeps two SLOs that share
+    # the default alert name apart.
+    return Alerting(name, {"slo": slo}, page=AlertSpec(disable=off), ticket=AlertSpec(disable=off))
 
 
 __all__: Sequence[str] = ["INDICATORS", "read_service_level_objective"]

@@ -26,6 +26,7 @@ def test_every_pyrra_shape_compiles_to_rules_promtool_accepts(tmp_path: Path) ->
     path.write_text(render(slos, RuleOptions()))
     result = subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr and "FAILED" not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("spec", SHAPES, ids=lambda p: p.stem)
@@ -79,6 +80,7 @@ def test_alerting_name_and_disabled_are_kept_and_pyrra_labels_carried() -> None:
         [FIXTURES / name for name in ("latency-native.yaml", "bool-gauge.yaml", "grouping.yaml", "ratio.yaml")]
     )
     assert native.alerting.name == "PyrraConnectLatencyErrorBudgetBurn"
+    assert native.alerting.labels == {"slo": "pyrra-connect-native-latency"}
     assert ratio.alerting.name == "ErrorBudgetBurn"
     assert grouped.alerting.page.disable and grouped.alerting.ticket.disable
     assert not any(g["name"].startswith("sloth-slo-alerts-") for g in generate([grouped], RuleOptions()))

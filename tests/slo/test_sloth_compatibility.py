@@ -251,3 +251,29 @@ def test_an_unknown_field_is_one_warning_naming_field_and_file_and_strict_refuse
     assert f"{spec}:21: SLO 'slo1': slos[0].alerting.pageAlert: unknown field" in warnings[0]
     strict = nova("slo", "check", "-i", spec, "--strict")
     assert strict.returncode != 0 and "slos[0].alerting.pageAlert: unknown field" in strict.stderr
+
+
+def test_a_directory_in_and_a_directory_out_give_one_rule_file_per_spec_file(tmp_path: Path) -> None:
+    run = nova("slo", "rules", "-i", "./validate/good", "-o", tmp_path / "out", "--fs-exclude", "openslo")
+    assert run.returncode == 0, run.stderr
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.yaml"))
+    assert written == sorted(p.name for p in (SLOTH / "validate" / "good").iterdir() if "openslo" not in p.name)
+    k8s = list(yaml.safe_load_all((tmp_path / "out" / "good-multi-k8s.yaml").read_text()))
+    assert [(d["kind"], d["metadata"]["name"]) for d in k8s] == [("PrometheusRule", "svc"), ("PrometheusRule", "svc-2")]
+
+
+def test_a_go_plugin_is_refused_in_one_line_naming_it(tmp_path: Path) -> None:
+    spec = tmp_path / "plugin.yaml"
+    spec.write_text(
+        (SLOTH / "in-base.yaml")
+        .read_text()
+        .replace("      events:\n", "      plugin:\n        id: sloth-common/availability\n      events:\n", 1)
+    )
+    run = nova("slo", "rules", "-i", spec)
+    assert run.returncode != 0 and run.stderr.count("\n") == 1
+    assert "Sloth Go plugin 'sloth-common/availability' is not supported" in run.stderr
+
+
+def test_bad_extra_labels_are_refused_in_one_line() -> None:
+    run = nova("slo", "rules", "-i", "in-base.yaml", "-l", "not a label")
+    assert run.returncode != 0 and "--extra-labels must be name=value" in run.stderr
