@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from slo.errors import SLOError
 from slo.model import SLO
-from slo.prometheus_operator import OperatorOptions, render_operator, render_service_levels
+from slo.prometheus_operator import OperatorError, OperatorOptions, render_operator, render_service_levels
 from slo.rules import RuleOptions, generate, render_groups
 from slo.spec import SpecSet
 
@@ -36,7 +36,13 @@ def render_output(
             "PrometheusServiceLevel specs are written as PrometheusRules: give them apart from other specs, "
             "without --format"
         )
-    return render_service_levels(
-        [(r.name, r.namespace, r.labels, generate([by_source[s] for s in owned], options)) for r, owned in resources],
-        sources,
-    )
+    try:
+        return render_service_levels(
+            [
+                (r.name, r.namespace, r.labels, generate([by_source[s] for s in owned], options))
+                for r, owned in resources
+            ],
+            sources,
+        )
+    except OperatorError as exc:  # a PrometheusServiceLevel whose name or labels Kubernetes would refuse
+        raise SLOError(f"PrometheusServiceLevel: {exc}") from None

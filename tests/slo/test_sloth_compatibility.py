@@ -277,3 +277,17 @@ def test_a_go_plugin_is_refused_in_one_line_naming_it(tmp_path: Path) -> None:
 def test_bad_extra_labels_are_refused_in_one_line() -> None:
     run = nova("slo", "rules", "-i", "in-base.yaml", "-l", "not a label")
     assert run.returncode != 0 and "--extra-labels must be name=value" in run.stderr
+
+
+def test_a_service_level_kubernetes_would_refuse_is_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "bad-name.yaml"
+    spec.write_text((SLOTH / "in-base-k8s.yaml").read_text().replace("  name: svc\n", "  name: Svc_Bad\n", 1))
+    run = nova("slo", "rules", "-i", spec)
+    assert run.returncode != 0 and run.stderr.count("\n") == 1
+    assert "name 'Svc_Bad' is not a Kubernetes resource name" in run.stderr
+
+
+def test_service_levels_and_plain_specs_in_one_output_are_refused_in_one_line() -> None:
+    run = nova("slo", "rules", "in-base-k8s.yaml", "in-openslo.yaml")
+    assert run.returncode != 0 and run.stderr.count("\n") == 1
+    assert "PrometheusServiceLevel specs are written as PrometheusRules" in run.stderr
