@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from slo.windows import AlertWindows
+
 SLOTH_VERSION = "prometheus/v1"
 SLOTH_KUBERNETES_VERSION = "sloth.slok.dev/v1"
 OPENSLO_VERSION = "openslo/v1"
@@ -130,6 +132,7 @@ class SLO:
     period: int | None = None  # seconds; None takes the generator's default
     spec_version: str = SLOTH_VERSION
     source: str = ""  # file:line, for messages
+    alert_windows: AlertWindows | None = None  # the SLO's own (OpenSLO alert conditions), else the run's
 
     @property
     def sloth_id(self) -> str:

@@ -54,6 +54,8 @@ class RuleOptions:
 
     def windows_for(self, slo: SLO) -> AlertWindows:
         """Custom windows written for the SLO's period, else the workbook's scaled to it."""
+        if slo.alert_windows is not None:
+            return slo.alert_windows
         period = slo.period or self.period
         for windows in self.alert_windows:
             if windows.period == period:

@@ -12,7 +12,10 @@ How v1 maps onto the rules (tables below, not `if` chains on names):
   `thresholdMetric` under `Occurrences` is judged once a minute (one data point a slice);
 - rolling windows are the SLO period; a calendar window (`1M`, `1Q`...) is compiled as a
   rolling window of its length (30, 90 days): Prometheus rules have no calendar;
-- `AlertPolicy` names the alert; its conditions' severities choose the page and ticket alerts.
+- `AlertPolicy` names the alert; its conditions' severities choose the page and ticket alerts,
+  and each condition is a window pair: its threshold is the burn rate, its lookback window the
+  long window (the short one a twelfth of it, as in the workbook); a severity's quickest and
+  slowest conditions are its quick and slow pairs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from slo.durations import format_duration, parse_duration
@@ -39,6 +43,7 @@ from slo.model import (
     TimesliceSLI,
     UncompilableSLI,
 )
+from slo.windows import AlertWindows, BurnAlertWindows, Severity, WindowPair, workbook_windows
 
 METADATA = frozenset({"name", "displayName", "labels", "annotations", "namespace"})
 TOP = frozenset({"apiVersion", "kind", "metadata", "spec"})
@@ -328,7 +333,9 @@ def read_v1_slo(doc: Document, found: Catalogue) -> list[SLO]:
         raise doc.error((*at, "budgetingMethod"), f"must be one of {', '.join(BUDGETING_METHODS)}", name)
     period = _time_window(doc, (*at, "timeWindow"), spec["timeWindow"], name)
     description = d.string(doc, (*at, "description"), spec.get("description", ""), name, allow_empty=True)
-    alerting = _alerting(doc, (*at, "alertPolicies"), spec.get("alertPolicies"), service, name, found)
+    alerting, alert_windows = _alerting(
+        doc, (*at, "alertPolicies"), spec.get("alertPolicies"), service, name, found, period
+    )
     objectives = spec["objectives"]
     if not isinstance(objectives, list) or not objectives:
         raise doc.error((*at, "objectives"), "must be a non-empty list of objectives", name)
@@ -341,8 +348,9 @@ def read_v1_slo(doc: Document, found: Catalogue) -> list[SLO]:
         slo_name = name if len(objectives) == 1 else f"{name}-{index}"
         target, sli = _objective(doc, where, objective, slo_name, found, budgeting, slo_indicator)
         slos.append(
-            SLO(service, slo_name, target, sli, alerting, description, labels, period, OPENSLO_VERSION, doc.where(()))
-        )
+            SLO(service, slo_name, target, sli, alerting, description, labels, period, OPENSLO_VERSION, doc.where(()),
+                alert_windows)
+        )  # fmt: skip
     return slos
 
 
@@ -449,13 +457,16 @@ def _time_window(doc: Document, path: FieldPath, raw: Any, slo: str) -> int:
     return duration(doc, (*at, "duration"), window["duration"], slo)
 
 
-def _alerting(doc: Document, path: FieldPath, raw: Any, service: str, slo: str, found: Catalogue) -> Alerting:
-    """The SLO's alert: named after its first AlertPolicy, at the severities its conditions ask for."""
+def _alerting(
+    doc: Document, path: FieldPath, raw: Any, service: str, slo: str, found: Catalogue, period: int
+) -> tuple[Alerting, AlertWindows | None]:
+    """The SLO's alert: named after its first AlertPolicy, at the severities its conditions ask for,
+    each burning at the conditions' thresholds over their lookback windows."""
     default = Alerting("".join(part.capitalize() for part in re.split(r"[-_.]", f"{service}-{slo}")) + "BudgetBurn")
     if not raw:
-        return default
+        return default, None
     policies = _inline_or_ref(doc, path, raw, "AlertPolicy", "alertPolicyRef", found)
-    severities: set[str] = set()
+    pairs: dict[str, list[WindowPair]] = {"page": [], "ticket": []}
     labels: dict[str, str] = {}
     notes: list[str] = []
     first_name = ""
@@ -468,20 +479,39 @@ def _alerting(doc: Document, path: FieldPath, raw: Any, service: str, slo: str, 
                                     "AlertCondition", "conditionRef", found)  # fmt: skip
         for condition_doc, condition_path in conditions:
             body = _at(condition_doc.data, (*condition_path, "spec"))
-            severities.add(SEVERITIES.get(str(body["severity"]).lower(), "ticket"))
-            rule = body["condition"]
+            rule, at = body["condition"], (*condition_path, "spec", "condition")
+            lookback = duration(condition_doc, (*at, "lookbackWindow"), rule["lookbackWindow"], slo)
+            if lookback >= period:
+                raise condition_doc.error((*at, "lookbackWindow"), "must be shorter than the SLO's time window", slo)
+            threshold = Fraction(d.number(condition_doc, (*at, "threshold"), rule["threshold"], slo))
+            if threshold <= 0:
+                raise condition_doc.error((*at, "threshold"), "must be a burn rate above 0", slo)
+            # The workbook's short window is a twelfth of the long one (5m for 1h, 2h for 1d).
+            short = max(60, lookback // 12)
+            pair = WindowPair(short, lookback, Decimal(0), period, burn_rate=threshold)
+            pairs[SEVERITIES.get(str(body["severity"]).lower(), "ticket")].append(pair)
             notes.append(
                 f"{name}: burn rate {rule['op']} {rule['threshold']} over {rule['lookbackWindow']}"
                 + (f" for {rule['alertAfter']}" if "alertAfter" in rule else "")
             )
+    workbook = workbook_windows(period)
+
+    def severity(level: Severity, fallback: BurnAlertWindows) -> BurnAlertWindows:
+        chosen = sorted(set(pairs[level]), key=lambda p: (p.long, p.short, p.factor))
+        if not chosen:
+            return fallback
+        return BurnAlertWindows(level, chosen[0], chosen[-1])  # the quickest and the slowest condition
+
+    windows = AlertWindows(period, severity("page", workbook.page), severity("ticket", workbook.ticket))
     annotations = {"openslo_alert_conditions": "; ".join(notes)} if notes else {}
-    return Alerting(
+    alerting = Alerting(
         d.camel(first_name),
         labels,
         annotations,
-        AlertSpec(disable="page" not in severities),
-        AlertSpec(disable="ticket" not in severities),
+        AlertSpec(disable=not pairs["page"]),
+        AlertSpec(disable=not pairs["ticket"]),
     )
+    return alerting, windows
 
 
 # --- v1alpha, as Sloth reads it -----------------------------------------------------------------

@@ -4,6 +4,7 @@ policies mapped onto the generated alerts; a source that is not Prometheus is va
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,23 @@ def test_a_malformed_document_of_any_kind_is_one_error(tmp_path: Path, old: str,
         load_specs([path])
     assert reason in str(caught.value) and "\n" not in str(caught.value)
     assert re.match(rf"{re.escape(str(path))}:\d+: ", str(caught.value))
+
+
+def test_each_alert_condition_is_a_window_pair_burning_at_its_threshold() -> None:
+    slo = load_specs([FULL])[0]
+    assert slo.alert_windows is not None
+    (page,) = slo.alert_windows.page.pairs
+    (ticket,) = slo.alert_windows.ticket.pairs
+    assert (page.short, page.long, page.factor) == (300, 3600, Fraction("14.4"))
+    assert (ticket.short, ticket.long, ticket.factor) == (6 * 3600, 3 * 86400, 1)
+    alerts = [r for g in generate([slo], RuleOptions(min_bad_events=0)) for r in g["rules"] if "alert" in r]
+    page_rule = next(r for r in alerts if r["labels"]["sloth_severity"] == "page")
+    assert "slo:sli_error:ratio_rate1h" in page_rule["expr"] and "(14.4 * 0.001)" in page_rule["expr"]
+    assert "ratio_rate6h" not in page_rule["expr"]  # one condition, one pair
+
+
+def test_a_lookback_as_long_as_the_window_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "slos.yaml"
+    path.write_text(FULL.read_text().replace("lookbackWindow: 3d", "lookbackWindow: 4w", 1))
+    with pytest.raises(SpecError, match="lookbackWindow: must be shorter than the SLO's time window"):
+        load_specs([path])
