@@ -140,7 +140,7 @@ def test_each_alert_condition_is_a_window_pair_burning_at_its_threshold() -> Non
     (page,) = slo.alert_windows.page.pairs
     (ticket,) = slo.alert_windows.ticket.pairs
     assert (page.short, page.long, page.factor) == (300, 3600, Fraction("14.4"))
-    assert (ticket.short, ticket.long, ticket.factor) == (6 * 3600, 3 * 86400, 1)
+    assert (ticket.short, ticket.long, ticket.factor) == (6 * 3600, 3 * 86400, Fraction(1))
     alerts = [r for g in generate([slo], RuleOptions(min_bad_events=0)) for r in g["rules"] if "alert" in r]
     page_rule = next(r for r in alerts if r["labels"]["sloth_severity"] == "page")
     assert "slo:sli_error:ratio_rate1h" in page_rule["expr"] and "(14.4 * 0.001)" in page_rule["expr"]
