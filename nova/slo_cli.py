@@ -18,6 +18,7 @@ from rich.table import Table
 
 from nova.output import console, fail
 from slo.dashboard import write_dashboards
+from slo.discovery import Discovered, discover
 from slo.durations import parse_duration
 from slo.errors import SLOError
 from slo.prometheus import prometheus_timelines
@@ -29,26 +30,47 @@ from slo.prometheus_operator import (
     OperatorError,
     OperatorOptions,
     parse_labels,
-    render_operator,
 )
+from slo.rule_outputs import render_output
 from slo.rules import (
     DEFAULT_MIN_BAD_EVENTS,
     DEFAULT_RUNBOOK_BASE,
     RuleOptions,
     generate,
+    parse_extra_labels,
     render_groups,
 )
 from slo.scenario import read_scenario, scenario_timelines
-from slo.spec import SLO, SUITE_SPECS, load_specs
+from slo.spec import SLO, SUITE_SPECS, SpecSet, UncompilableSLI, load_spec_set, load_specs
 from slo.timeline import SLOTimeline
 from slo.windows import load_alert_windows
 
 slo_app = typer.Typer(help="SLO specs to Prometheus rules, dashboards, status and reports.", no_args_is_help=True)
 
-Specs = Annotated[list[Path], typer.Argument(help="Sloth prometheus/v1 or OpenSLO v1 spec files", show_default=False)]
-Period = Annotated[str, typer.Option(help="SLO period for specs that do not set one (30d, 28d, 7d...)")]
+Specs = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Spec files: Sloth, Sloth Kubernetes, OpenSLO or Pyrra (or use -i)", show_default=False),
+]
+Input = Annotated[
+    Path | None, typer.Option("-i", "--input", help="Spec file, or directory searched recursively (Sloth's -i)")
+]
+FsExclude = Annotated[
+    str | None, typer.Option("-e", "--fs-exclude", help="Regex: skip discovered files whose path matches (wins)")
+]
+FsInclude = Annotated[
+    str | None, typer.Option("-n", "--fs-include", help="Regex: keep only discovered files whose path matches")
+]
+Strict = Annotated[bool, typer.Option("--strict", help="Unknown spec fields are errors, not warnings")]
+Period = Annotated[
+    str,
+    typer.Option("--period", "--default-slo-period", help="SLO period for specs that do not set one (30d, 28d, 7d...)"),
+]
 AlertWindowsFiles = Annotated[
     list[Path] | None, typer.Option("--alert-windows", help="Sloth AlertWindows file (repeat for several periods)")
+]
+WindowsPath = Annotated[
+    Path | None,
+    typer.Option("--slo-period-windows-path", help="Directory of Sloth AlertWindows files (one per SLO period)"),
 ]
 MinBadEvents = Annotated[
     int, typer.Option(min=0, help="Traffic guard: bad events a burn alert's long window needs (0 = off)")
@@ -58,7 +80,13 @@ RunbookBase = Annotated[str, typer.Option(help="Prefix of every runbook_url (a p
 
 
 def _options(
-    period: str, alert_windows: Sequence[Path] | None, min_bad_events: int, horizon: str, runbook_base: str
+    period: str,
+    alert_windows: Sequence[Path] | None,
+    min_bad_events: int,
+    horizon: str,
+    runbook_base: str,
+    windows_path: Path | None = None,
+    **extra: Any,
 ) -> RuleOptions:
     try:
         period_seconds = parse_duration(period)
@@ -68,36 +96,39 @@ def _options(
         horizon_seconds = parse_duration(horizon)
     except ValueError as exc:
         raise fail(f"--exhaustion-horizon: {exc}") from None
+    files = list(alert_windows or ())
+    if windows_path is not None:
+        if not windows_path.is_dir():
+            raise fail(f"--slo-period-windows-path: {windows_path} is not a directory")
+        files += [found.path for found in discover(windows_path)]
     return RuleOptions(
         period=period_seconds,
-        alert_windows=tuple(load_alert_windows(path) for path in alert_windows or ()),
+        alert_windows=tuple(load_alert_windows(path) for path in files),
         min_bad_events=min_bad_events,
         exhaustion_horizon=horizon_seconds,
         runbook_base=runbook_base,
+        **extra,
     )
 
 
-def _load(specs: Sequence[Path]) -> list[SLO]:
-    if not specs:
-        raise fail("give at least one spec file")
-    return load_specs(specs)
+def _inputs(
+    specs: Sequence[Path] | None, input_path: Path | None, include: str | None, exclude: str | None
+) -> list[Discovered]:
+    """The spec files to read: positional files as given, then Sloth's `-i` file or directory."""
+    found = [Discovered(path, Path(path.name)) for path in specs or ()]
+    if input_path is not None:
+        found += discover(input_path, include, exclude)
+    if not found:
+        raise fail("give at least one spec file (or -i FILE|DIR)")
+    return found
 
 
-def _generate(
-    specs: Sequence[Path],
-    period: str,
-    alert_windows: Sequence[Path] | None,
-    min_bad_events: int,
-    horizon: str,
-    runbook_base: str,
-) -> tuple[list[SLO], RuleOptions, list[dict[str, Any]]]:
-    """The specs loaded and their rule groups generated, or the one-line reason why not."""
-    try:
-        options = _options(period, alert_windows, min_bad_events, horizon, runbook_base)
-        slos = _load(specs)
-        return slos, options, generate(slos, options)
-    except SLOError as exc:
-        raise fail(str(exc)) from None
+def _load(files: Sequence[Discovered], *, strict: bool, ignore_duplicates: bool = False) -> SpecSet:
+    """The specs, with each warning printed on stderr as one line."""
+    loaded = load_spec_set([f.path for f in files], strict=strict, ignore_duplicates=ignore_duplicates)
+    for warning in loaded.warnings:
+        typer.echo(warning, err=True)
+    return loaded
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -115,10 +146,23 @@ def _write_atomically(path: Path, text: str) -> None:
 
 @slo_app.command()
 def rules(
-    specs: Specs,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Rule file to write (default: stdout)")] = None,
+    specs: Specs = None,
+    input_path: Input = None,
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--out", "--output", help="Rule file, or a directory for -i DIR ('-' or none: stdout)"),
+    ] = None,
+    fs_exclude: FsExclude = None,
+    fs_include: FsInclude = None,
+    extra_labels: Annotated[
+        list[str] | None, typer.Option("-l", "--extra-labels", help="k=v label on every SLO's rules (repeatable)")
+    ] = None,
+    disable_recordings: Annotated[bool, typer.Option("--disable-recordings", help="Write no recording rules")] = False,
+    disable_alerts: Annotated[bool, typer.Option("--disable-alerts", help="Write no alert rules")] = False,
+    strict: Strict = False,
     period: Period = "30d",
     alert_windows: AlertWindowsFiles = None,
+    windows_path: WindowsPath = None,
     min_bad_events: MinBadEvents = DEFAULT_MIN_BAD_EVENTS,
     exhaustion_horizon: Horizon = "3d",
     runbook_base: RunbookBase = DEFAULT_RUNBOOK_BASE,
@@ -147,7 +191,11 @@ def rules(
         bool, typer.Option(help="prometheus-operator: also write the ServiceMonitor for the services' /metrics")
     ] = True,
 ) -> None:
-    """Generate Sloth-compatible Prometheus rules (multi-window multi-burn-rate alerts) from SLO specs."""
+    """Generate Sloth-compatible Prometheus rules (multi-window multi-burn-rate alerts) from SLO specs.
+
+    Takes `sloth generate`'s options: -i FILE|DIR, -o FILE|DIR|-, -e, -n, -l k=v, --disable-recordings,
+    --disable-alerts, --default-slo-period, --slo-period-windows-path.
+    """
     if output_format not in ("prometheus", "prometheus-operator"):
         raise fail(f"--format must be prometheus or prometheus-operator, not {output_format!r}")
     operator = None
@@ -157,35 +205,94 @@ def rules(
             operator = OperatorOptions(name, namespace, labels, service_monitor)
         except OperatorError as exc:
             raise fail(str(exc)) from None
-    slos, options, groups = _generate(specs, period, alert_windows, min_bad_events, exhaustion_horizon, runbook_base)
-    sources = [str(p) for p in specs]
-    text = render_groups(groups, sources) if operator is None else render_operator(groups, operator, sources)
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
+    to_stdout = output in (None, "-")
+    per_file = input_path is not None and input_path.is_dir() and not to_stdout
+    try:
+        files = _inputs(specs, input_path, fs_include, fs_exclude)
+        options = _options(
+            period, alert_windows, min_bad_events, exhaustion_horizon, runbook_base, windows_path,
+            extra_labels=parse_extra_labels(extra_labels or ()),
+            recordings=not disable_recordings, alerts=not disable_alerts,
+        )  # fmt: skip
+        loaded = _load(files, strict=strict, ignore_duplicates=per_file)
+        if per_file:
+            assert output is not None
+            outputs = _per_file(loaded, files, options, operator, Path(output))
+        else:
+            sources = [str(f.path) for f in files]
+            outputs = [
+                (
+                    None if to_stdout else Path(str(output)),
+                    render_output(loaded, loaded.slos, options, operator, sources),
+                )
+            ]
+    except SLOError as exc:
+        raise fail(str(exc)) from None
+    for path, text in outputs:
+        if path is None:
+            typer.echo(text, nl=False)
+            continue
         try:
-            _write_atomically(output, text)
+            _write_atomically(path, text)
         except OSError as exc:
-            raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
+            raise fail(f"cannot write {path}: {exc.strerror or exc}") from None
+    if per_file:
+        typer.echo(f"wrote {len(outputs)} rule files to {output}", err=True)
     if dashboards is not None:
-        written = write_dashboards(slos, options, dashboards)
+        written = write_dashboards(loaded.slos, options, dashboards)
         typer.echo(f"wrote {len(written)} Grafana dashboards to {dashboards}", err=True)
+
+
+def _per_file(
+    loaded: SpecSet, files: Sequence[Discovered], options: RuleOptions, operator: OperatorOptions | None, out: Path
+) -> list[tuple[Path | None, str]]:
+    """Sloth's directory mode: each input file that holds SLOs gives the file of the same relative path."""
+    by_file: dict[str, list[SLO]] = {}
+    for slo in loaded.slos:
+        by_file.setdefault(slo.source.rpartition(":")[0] or slo.source, []).append(slo)
+    outputs: list[tuple[Path | None, str]] = []
+    for found in files:
+        slos = by_file.get(str(found.path))
+        if slos:
+            outputs.append((out / found.relative, render_output(loaded, slos, options, operator, [str(found.path)])))
+    return outputs
 
 
 @slo_app.command()
 def check(
-    specs: Specs,
+    specs: Specs = None,
+    input_path: Input = None,
+    fs_exclude: FsExclude = None,
+    fs_include: FsInclude = None,
+    ignore_slo_duplicates: Annotated[
+        bool, typer.Option("--ignore-slo-duplicates", help="The same SLO id in several specs is not an error")
+    ] = False,
+    strict: Strict = False,
     period: Period = "30d",
     alert_windows: AlertWindowsFiles = None,
+    windows_path: WindowsPath = None,
     min_bad_events: MinBadEvents = DEFAULT_MIN_BAD_EVENTS,
     exhaustion_horizon: Horizon = "3d",
     runbook_base: RunbookBase = DEFAULT_RUNBOOK_BASE,
 ) -> None:
-    """Validate specs, and run `promtool check rules` on the rules they give when promtool is installed."""
-    slos, _, groups = _generate(specs, period, alert_windows, min_bad_events, exhaustion_horizon, runbook_base)
-    text = render_groups(groups, [str(p) for p in specs])
+    """Validate specs (Sloth's `validate` options: -i, -e, -n, --ignore-slo-duplicates), and run
+    `promtool check rules` on the rules they give when promtool is installed."""
+    try:
+        files = _inputs(specs, input_path, fs_include, fs_exclude)
+        options = _options(period, alert_windows, min_bad_events, exhaustion_horizon, runbook_base, windows_path)
+        loaded = _load(files, strict=strict, ignore_duplicates=ignore_slo_duplicates)
+        # An SLO id given twice (allowed here) would repeat its rule groups: check each once.
+        unique = list({slo.sloth_id: slo for slo in reversed(loaded.slos)}.values())[::-1]
+        compilable = [slo for slo in unique if not isinstance(slo.sli, UncompilableSLI)]
+        groups = generate(compilable, options)
+    except SLOError as exc:
+        raise fail(str(exc)) from None
+    text = render_groups(groups, [str(f.path) for f in files])
     count = sum(len(group["rules"]) for group in groups)
-    console.print(f"{len(slos)} SLOs valid in {len(specs)} files; {count} rules generated")
+    console.print(f"{len(loaded.slos)} SLOs valid in {len(files)} files; {count} rules generated")
+    for slo in unique:
+        if isinstance(slo.sli, UncompilableSLI):
+            console.print(f"{slo.source}: SLO {slo.name!r}: valid, but no Prometheus rules: {slo.sli.reason}")
     promtool = shutil.which("promtool")
     if promtool is None:
         console.print("promtool not installed: rule syntax not checked by Prometheus")

@@ -17,15 +17,16 @@ Additions to Sloth, each documented where it is built:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 from slo.durations import format_duration
-from slo.errors import SpecError
+from slo.errors import SLOError, SpecError
+from slo.model import RESERVED_LABELS, SLO, WINDOW, EventsSLI, LatencySLI, TimesliceSLI, UncompilableSLI
 from slo.rule_yaml import dump_rule_groups
-from slo.spec import SLO, WINDOW, EventsSLI, LatencySLI, RawSLI
 from slo.windows import DEFAULT_PERIOD_SECONDS, AlertWindows, BurnAlertWindows, exact_number, workbook_windows
 
 GENERATOR = "nova-slo/1"
@@ -34,6 +35,8 @@ DEFAULT_EXHAUSTION_HORIZON_SECONDS = 3 * 86400
 DEFAULT_RUNBOOK_BASE = "runbooks"
 SLO_LABELS = ("sloth_id", "sloth_slo", "sloth_service")
 _ON = "on(sloth_id, sloth_slo, sloth_service)"
+_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TIMESLICE_RECORD = "slo:sli_timeslice_error:ratio"
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,14 @@ class RuleOptions:
     min_bad_events: int = DEFAULT_MIN_BAD_EVENTS
     exhaustion_horizon: int = DEFAULT_EXHAUSTION_HORIZON_SECONDS
     runbook_base: str = DEFAULT_RUNBOOK_BASE
+    extra_labels: Mapping[str, str] = field(default_factory=dict)  # Sloth's -l: on every SLO's recordings
+    recordings: bool = True  # Sloth's --disable-recordings turns these off
+    alerts: bool = True  # and --disable-alerts these
 
     def windows_for(self, slo: SLO) -> AlertWindows:
         """Custom windows written for the SLO's period, else the workbook's scaled to it."""
+        if slo.alert_windows is not None:
+            return slo.alert_windows
         period = slo.period or self.period
         for windows in self.alert_windows:
             if windows.period == period:
@@ -65,7 +73,45 @@ class RuleOptions:
         return windows
 
     def guarded(self, slo: SLO) -> bool:
-        return self.min_bad_events > 0 and not isinstance(slo.sli, RawSLI)
+        """Only SLIs that count events can be held to a number of bad events."""
+        return self.min_bad_events > 0 and isinstance(slo.sli, EventsSLI | LatencySLI)
+
+
+def parse_extra_labels(items: Sequence[str]) -> dict[str, str]:
+    """Sloth's `-l k=v` items as labels; a later key wins."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, separator, value = item.partition("=")
+        key = key.strip()
+        if not separator or not _LABEL.match(key) or key.startswith("__"):
+            raise SLOError(f"--extra-labels must be name=value with a Prometheus label name, not {item!r}")
+        if key in RESERVED_LABELS:
+            raise SLOError(f"--extra-labels: {key} is set by the generator")
+        labels[key] = value
+    return labels
+
+
+def _refuse_uncompilable(slo: SLO) -> None:
+    if isinstance(slo.sli, UncompilableSLI):
+        file, _, line = slo.source.rpartition(":")
+        raise SpecError(
+            f"cannot generate Prometheus rules: {slo.sli.reason}",
+            file=file or slo.source, line=int(line) if line.isdigit() else None, slo=slo.name, field="indicator",
+        )  # fmt: skip
+
+
+def _check_slices(slo: SLO, windows: AlertWindows) -> None:
+    """Every window must hold whole slices, or a slice would be counted in part."""
+    if not isinstance(slo.sli, TimesliceSLI):
+        return
+    size = slo.sli.slice_seconds
+    uneven = [w for w in (*windows.windows, windows.period) if w % size]
+    if uneven:
+        file, _, line = slo.source.rpartition(":")
+        raise SpecError(
+            f"time slice {format_duration(size)} does not divide the window {format_duration(uneven[0])}",
+            file=file or slo.source, line=int(line) if line.isdigit() else None, slo=slo.name, field="timeSliceWindow",
+        )  # fmt: skip
 
 
 def runbook_url(base: str, slo: SLO, kind: str) -> str:
@@ -81,10 +127,19 @@ def generate(slos: Sequence[SLO], options: RuleOptions = RuleOptions()) -> list[
     """Rule groups for `slos`, in input order."""
     groups: list[dict[str, Any]] = []
     for slo in slos:
+        _refuse_uncompilable(slo)
         windows = options.windows_for(slo)
-        groups.append({"name": f"sloth-slo-sli-recordings-{slo.sloth_id}", "rules": _sli_rules(slo, windows, options)})
-        groups.append({"name": f"sloth-slo-meta-recordings-{slo.sloth_id}", "rules": _meta_rules(slo, windows)})
-        alerts = _alert_rules(slo, windows, options)
+        _check_slices(slo, windows)
+        if options.recordings:
+            sli: dict[str, Any] = {"name": f"sloth-slo-sli-recordings-{slo.sloth_id}"}
+            if isinstance(slo.sli, TimesliceSLI):  # one evaluation per slice: each sample is one slice
+                sli["interval"] = format_duration(slo.sli.slice_seconds)
+            sli["rules"] = _sli_rules(slo, windows, options)
+            groups.append(sli)
+            groups.append(
+                {"name": f"sloth-slo-meta-recordings-{slo.sloth_id}", "rules": _meta_rules(slo, windows, options)}
+            )
+        alerts = _alert_rules(slo, windows, options) if options.alerts else []
         if alerts:
             groups.append({"name": f"sloth-slo-alerts-{slo.sloth_id}", "rules": alerts})
     return groups
@@ -102,8 +157,14 @@ def render_groups(groups: Sequence[dict[str, Any]], sources: Sequence[str] = ())
     return dump_rule_groups(groups, header)
 
 
-def _slo_labels(slo: SLO) -> dict[str, str]:
-    labels = {**slo.labels, "sloth_id": slo.sloth_id, "sloth_service": slo.service, "sloth_slo": slo.name}
+def _slo_labels(slo: SLO, options: RuleOptions) -> dict[str, str]:
+    labels = {
+        **slo.labels,
+        **options.extra_labels,
+        "sloth_id": slo.sloth_id,
+        "sloth_service": slo.service,
+        "sloth_slo": slo.name,
+    }
     return dict(sorted(labels.items()))
 
 
@@ -115,16 +176,36 @@ def _windowed(query: str, window: int) -> str:
     return WINDOW.sub(format_duration(window), query)
 
 
+def _slices(slo: SLO, window: int) -> str:
+    """The mean of the slices in `window`. The range ends 1 s short of it: Prometheus 2 reads
+    ranges closed at both ends and would count the slice at the window's start twice over."""
+    return f"avg_over_time({TIMESLICE_RECORD}{selector(slo)}[{format_duration(window - 1)}])\n"
+
+
 def ratio_expr(slo: SLO, window: int) -> str:
     sli = slo.sli
-    if isinstance(sli, RawSLI):
+    if isinstance(sli, TimesliceSLI):
+        return _slices(slo, window)
+    if isinstance(sli, UncompilableSLI):
+        raise ValueError(sli.reason)
+    if not isinstance(sli, EventsSLI | LatencySLI):
         return f"({_windowed(sli.error_ratio_query, window)})\n"
     return f"({_windowed(sli.error_query, window)})\n/\n(({_windowed(sli.total_query, window)}) > 0)\n"
 
 
 def _sli_rules(slo: SLO, windows: AlertWindows, options: RuleOptions) -> list[dict[str, Any]]:
-    labels = _slo_labels(slo)
-    rules: list[dict[str, Any]] = [
+    labels = _slo_labels(slo, options)
+    rules: list[dict[str, Any]] = []
+    if isinstance(slo.sli, TimesliceSLI):
+        size = slo.sli.slice_seconds
+        rules.append(
+            {
+                "record": TIMESLICE_RECORD,
+                "expr": f"{_windowed(slo.sli.slice_error_query, size)}\n",
+                "labels": _with_window(labels, size),
+            }
+        )
+    rules += [
         {
             "record": f"slo:sli_error:ratio_rate{format_duration(w)}",
             "expr": ratio_expr(slo, w),
@@ -133,14 +214,19 @@ def _sli_rules(slo: SLO, windows: AlertWindows, options: RuleOptions) -> list[di
         for w in windows.windows
     ]
     period, shortest = format_duration(windows.period), format_duration(windows.windows[0])
+    over_period = (
+        _slices(slo, windows.period)
+        if isinstance(slo.sli, TimesliceSLI)
+        else (
+            f"sum_over_time(slo:sli_error:ratio_rate{shortest}{selector(slo)}[{period}])\n"
+            f"/ ignoring (sloth_window)\n"
+            f"count_over_time(slo:sli_error:ratio_rate{shortest}{selector(slo)}[{period}])\n"
+        )
+    )
     rules.append(
         {
             "record": f"slo:sli_error:ratio_rate{period}",
-            "expr": (
-                f"sum_over_time(slo:sli_error:ratio_rate{shortest}{selector(slo)}[{period}])\n"
-                f"/ ignoring (sloth_window)\n"
-                f"count_over_time(slo:sli_error:ratio_rate{shortest}{selector(slo)}[{period}])\n"
-            ),
+            "expr": over_period,
             "labels": _with_window(labels, windows.period),
         }
     )
@@ -157,8 +243,8 @@ def _sli_rules(slo: SLO, windows: AlertWindows, options: RuleOptions) -> list[di
     return rules
 
 
-def _meta_rules(slo: SLO, windows: AlertWindows) -> list[dict[str, Any]]:
-    labels, sel = _slo_labels(slo), selector(slo)
+def _meta_rules(slo: SLO, windows: AlertWindows, options: RuleOptions) -> list[dict[str, Any]]:
+    labels, sel = _slo_labels(slo, options), selector(slo)
     period, days = (
         format_duration(windows.period),
         exact_number(Fraction(windows.period, 86400)),
@@ -202,7 +288,7 @@ def _meta_rules(slo: SLO, windows: AlertWindows) -> list[dict[str, Any]]:
                 sorted(
                     {
                         **labels,
-                        "sloth_mode": "cli-gen-prom",
+                        "sloth_mode": slo.mode,
                         "sloth_objective": exact_number(slo.objective),
                         "sloth_spec": slo.spec_version,
                         "sloth_version": GENERATOR,

@@ -31,9 +31,12 @@ class WindowPair:
     long: int
     error_budget_percent: Decimal
     period: int
+    burn_rate: Fraction | None = None  # given outright (an OpenSLO AlertCondition's threshold)
 
     @property
     def factor(self) -> Fraction:
+        if self.burn_rate is not None:
+            return self.burn_rate
         return Fraction(self.error_budget_percent) / 100 * self.period / self.long
 
 
@@ -46,8 +49,9 @@ class BurnAlertWindows:
     slow: WindowPair
 
     @property
-    def pairs(self) -> tuple[WindowPair, WindowPair]:
-        return (self.quick, self.slow)
+    def pairs(self) -> tuple[WindowPair, ...]:
+        """Both pairs; one when they are the same (a severity given by a single condition)."""
+        return (self.quick,) if self.quick == self.slow else (self.quick, self.slow)
 
 
 @dataclass(frozen=True)

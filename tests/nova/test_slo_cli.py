@@ -81,7 +81,7 @@ def one_line_refusal(run: Run) -> str:
 def library_error(paths: Sequence[Path]) -> str:
     """What the SLO engine says about these specs: the command line must say the same."""
     with pytest.raises(SpecError) as caught:
-        load_specs(paths)
+        load_specs(paths, strict=True)
     return str(caught.value)
 
 
@@ -107,7 +107,8 @@ def _run_bad(folder: Path, bad: BadSpec, existing_output: bool) -> BadRun:
     output = folder / "rules.yml"
     if existing_output:
         output.write_bytes(OLD_RULES)
-    return BadRun(folder, spec, output, nova("slo", "rules", spec, "-o", output))
+    # --strict: unknown fields are warnings otherwise (as in Sloth); every other case is refused anyway.
+    return BadRun(folder, spec, output, nova("slo", "rules", spec, "-o", output, "--strict"))
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +234,7 @@ def test_rules_refuses_a_missing_spec_file(tmp_path: Path) -> None:
 
 
 def test_rules_refuses_to_run_without_specs() -> None:
-    assert "Missing argument" in one_line_refusal(nova("slo", "rules"))
+    assert "give at least one spec file (or -i FILE|DIR)" in one_line_refusal(nova("slo", "rules"))
 
 
 def test_rules_refuses_an_output_that_is_a_folder(tmp_path: Path) -> None:

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slo.durations import parse_duration
-from slo.rules import DEFAULT_MIN_BAD_EVENTS, DEFAULT_RUNBOOK_BASE, RuleOptions, render
-from slo.spec import load_specs
+from slo.rule_outputs import render_output
+from slo.rules import DEFAULT_MIN_BAD_EVENTS, DEFAULT_RUNBOOK_BASE, RuleOptions
+from slo.spec import load_spec_set
 from slo.windows import load_alert_windows
 
 GOLDEN = Path(__file__).resolve().parent
 ROOT = GOLDEN.parents[2]  # paths in the table are relative to the repository, as `nova` is run from there
 HERE = GOLDEN.relative_to(ROOT).as_posix()
+FIXTURES = (GOLDEN.parent / "fixtures").relative_to(ROOT).as_posix()  # other tools' specs (see its README)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ class GoldenCase:
 
     def render(self) -> str:
         """The rules, with the header naming the specs as `nova slo rules` run from the repository would."""
-        return render(load_specs([ROOT / path for path in self.specs]), self.options(), self.specs)
+        found = load_spec_set([ROOT / path for path in self.specs], strict=True)
+        return render_output(found, found.slos, self.options(), sources=self.specs)
 
     def cli_args(self) -> list[str]:
         """The same case as `nova slo rules` arguments (run from the repository root), without `-o`."""
@@ -92,6 +95,17 @@ CASES: tuple[GoldenCase, ...] = (
         (f"{HERE}/alert-windows-7d.yaml",),
         period="7d",
         alert_windows=(f"{HERE}/alert-windows-7d-flat.windows.yaml",),
+    ),
+    # One case per input kind the suite reads from other tools (fixtures under tests/slo/fixtures/).
+    GoldenCase("sloth-integration-base", (f"{FIXTURES}/sloth/in-base.yaml",), min_bad_events=0),
+    GoldenCase("sloth-kubernetes", (f"{FIXTURES}/sloth/in-base-k8s.yaml",)),
+    GoldenCase("openslo-v1alpha", (f"{FIXTURES}/sloth/in-openslo.yaml",)),
+    GoldenCase("openslo-v1-all-kinds", (f"{FIXTURES}/openslo/prometheus-v1.yaml",)),
+    GoldenCase(
+        "pyrra",
+        tuple(
+            f"{FIXTURES}/pyrra/{name}.yaml" for name in ("ratio", "latency", "latency-native", "bool-gauge", "grouping")
+        ),
     ),
     GoldenCase("payments", ("slo/specs/payments.yaml",)),
     GoldenCase("portfolio", ("slo/specs/portfolio.yaml",)),

@@ -1,0 +1,1 @@
+"""One reader per spec format (Sloth, Sloth on Kubernetes, OpenSLO, Pyrra), each into `slo.model`."""
