@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from core_services.db_deadline import SocketDeadlines
 from core_services.faults import FaultBoard
 from core_services.problems import Problem
 from core_services.telemetry import record_fault
@@ -77,6 +78,7 @@ class Database:
                 hide_parameters=True,
             )
             self._write_lock = None
+        self._deadlines = None if self.is_sqlite else SocketDeadlines()
         trace_engine(self.engine)
 
     @contextmanager
@@ -86,7 +88,7 @@ class Database:
         with self._serialised(), self._translate_errors(), self.engine.connect() as conn:
             if self.is_sqlite:
                 conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-            with conn.begin():
+            with self._deadline(conn), conn.begin():
                 yield conn
 
     @contextmanager
@@ -118,7 +120,7 @@ class Database:
     def ping(self) -> bool:
         try:
             self._inject_faults()
-            with self.engine.connect() as conn:
+            with self.engine.connect() as conn, self._deadline(conn):
                 conn.execute(text("SELECT 1"))
             return True
         except (DBAPIError, PoolTimeout):
@@ -162,6 +164,16 @@ class Database:
         if latency is not None:
             record_fault("db_latency")
             time.sleep(latency.delay_seconds(self.faults.random))
+
+    @contextmanager
+    def _deadline(self, conn: Connection) -> Iterator[None]:
+        """On PostgreSQL, a write or ping that outlives its deadline loses its socket (see db_deadline)."""
+        if self._deadlines is None:
+            yield
+            return
+        dbapi = conn.connection.dbapi_connection
+        with self._deadlines.guard(dbapi.fileno() if dbapi is not None else None):
+            yield
 
     @contextmanager
     def _serialised(self) -> Iterator[None]:
