@@ -132,7 +132,7 @@ def test_the_quick_game_day_runs_every_phase_and_writes_its_report(sqlite_gameda
     assert sqlite_gameday.returncode in (0, 1), sqlite_gameday.output
     report = sqlite_gameday.report
     assert [phase["name"] for phase in report["phases"]] == ["baseline", *QUICK_EXPERIMENTS]
-    assert report["ended"] - report["started"] < 180, "--quick must finish within 3 minutes"
+    assert report["ended"] - report["started"] < 240, "--quick must finish within 4 minutes"
     for name in ("report.html", "report.md", "scenario/metrics.csv", "scenario/incidents.json"):
         assert (sqlite_gameday.out / name).is_file(), name
     for experiment in QUICK_EXPERIMENTS:
