@@ -38,8 +38,6 @@ from chaos.errors import ChaosError
 from chaos.gameday_evidence import Evidence, embedded_alerts, phase_results
 from chaos.gameday_model import BASELINE, GameDayResult, PhaseResult, SeriesPoint, Window
 from chaos.gameday_plan import (
-    DB_OUTAGE,
-    DB_OUTAGE_SECONDS,
     EXPERIMENTS_DIR,
     GameDayError,
     GameDayOptions,
@@ -160,7 +158,7 @@ class GameDay:
         return float(timing.load_seconds(self._fault_seconds(name)) + 10)
 
     def _fault_seconds(self, name: str) -> int:
-        return DB_OUTAGE_SECONDS if name == DB_OUTAGE else self.options.timing.fault
+        return self.options.fault_seconds(name)
 
     # -- processes -----------------------------------------------------------------------------
 

@@ -49,6 +49,12 @@ FAULT_KINDS: dict[str, tuple[str, str]] = {
 POSTGRES_ONLY = frozenset({"database-link-down", "lock-contention-market-open", "connection-exhaustion"})
 DB_OUTAGE = "db-outage"
 DB_OUTAGE_SECONDS = 10  # the issue's outage, quick or full
+# Faults shorter than the timing's, per (quick, full): the outage, and the quick day's flaky network
+# (its fourth experiment, which must still leave the quick day under 4 minutes).
+SHORT_FAULTS: dict[str, tuple[int | None, int | None]] = {
+    DB_OUTAGE: (DB_OUTAGE_SECONDS, DB_OUTAGE_SECONDS),
+    "payments-flaky-network": (10, None),
+}
 
 
 # The method's own steps (probes, the pauses between worker kills) run a little past the timings.
@@ -97,6 +103,11 @@ class GameDayOptions:
             return self.experiments
         planned = QUICK_EXPERIMENTS if self.quick else FULL_EXPERIMENTS
         return planned if self.payments_db else tuple(name for name in planned if name not in POSTGRES_ONLY)
+
+    def fault_seconds(self, experiment: str) -> int:
+        """How long the experiment's fault stays on."""
+        short = SHORT_FAULTS.get(experiment, (None, None))[0 if self.quick else 1]
+        return short if short is not None else self.timing.fault
 
     def fault_kind(self, experiment: str) -> str | None:
         """`in-app flag`, `network proxy`, `database` or `process` (None for the baseline)."""

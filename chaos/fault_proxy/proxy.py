@@ -137,11 +137,17 @@ class Link:
 
     async def _pump(self, source: asyncio.StreamReader, target: asyncio.StreamWriter, stream: str) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        busy = False  # the writer holds a chunk (a toxic may be sleeping on it)
 
         async def read() -> None:
             try:
                 while data := await source.read(READ_SIZE):
-                    queue.put_nowait((time.monotonic(), data))
+                    if not busy and queue.empty() and not self.proxy.has_toxics(stream):
+                        # No toxic on this stream: straight through, without the hop to the writer task.
+                        target.write(data)
+                        await target.drain()
+                    else:
+                        queue.put_nowait((time.monotonic(), data))
             except OSError:
                 pass
             queue.put_nowait((time.monotonic(), b""))
@@ -152,7 +158,9 @@ class Link:
                 arrived, data = await queue.get()
                 if not data:
                     break
+                busy = True
                 await self._through(list(self.toxics(stream)), data, arrived, target)
+                busy = not queue.empty()
             for toxic in self.toxics(stream):
                 await toxic.before_close()
             if target.can_write_eof():
@@ -229,6 +237,9 @@ class Proxy:
             link.close()
         if server is not None:
             await server.wait_closed()
+
+    def has_toxics(self, stream: str) -> bool:
+        return any(toxic.stream == stream for toxic in self.toxics.values())
 
     def add_toxic(self, body: Any, uid: int) -> Toxic:
         toxic = new_toxic(body, uid)

@@ -30,6 +30,14 @@ def test_quick_runs_the_must_show_experiments_and_full_runs_all_on_postgresql(tm
     assert sorted(FULL_EXPERIMENTS) == available_experiments()
 
 
+def test_the_outage_is_short_in_both_and_the_flaky_network_short_only_in_the_quick_day(tmp_path: Path) -> None:
+    quick, full = GameDayOptions(tmp_path, quick=True), GameDayOptions(tmp_path, quick=False)
+    assert quick.fault_seconds("db-outage") == full.fault_seconds("db-outage") == DB_OUTAGE_SECONDS
+    assert quick.fault_seconds("payments-flaky-network") < QUICK.fault
+    assert full.fault_seconds("payments-flaky-network") == FULL.fault
+    assert quick.fault_seconds("worker-kill-under-load") == QUICK.fault
+
+
 def test_on_sqlite_the_full_set_skips_what_only_postgresql_has(tmp_path: Path) -> None:
     chosen = GameDayOptions(tmp_path, quick=False).chosen
     assert set(FULL_EXPERIMENTS) - set(chosen) == POSTGRES_ONLY
