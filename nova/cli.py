@@ -92,7 +92,7 @@ def serve(
         console.print(f"admin token in {data_dir / 'admin-token'}; Ctrl-C stops both")
         if enable_faults:
             console.print("fault injection on: PUT/GET/DELETE /admin/faults on each service (see README)")
-        if platform.fault_proxy is not None:
+        if options.fault_proxy_port is not None and platform.fault_proxy is not None:
             routes = ", ".join(f"{name} via {listen}" for name, listen in platform.fault_proxy.listen.items())
             console.print(f"fault proxy (Toxiproxy API) on {platform.fault_proxy.url}: {routes}")
 

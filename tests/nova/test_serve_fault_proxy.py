@@ -13,8 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
-from nova.serve import Platform, ServeOptions
+from nova import cli
+from nova.serve import Platform, ServeError, ServeOptions
 from tests.conftest import ADMIN_TOKEN
 from tests.nova.conftest import free_port
 
@@ -106,6 +108,42 @@ def proxy_api(platform: Platform) -> httpx.Client:
 def ledger_balanced(platform: Platform) -> bool:
     answer = httpx.get(f"{platform.options.url('payments')}/v1/ledger/verify", headers=ADMIN, timeout=30.0)
     return bool(answer.json()["balanced"])
+
+
+@pytest.mark.parametrize(
+    ("args", "port"), [(["--fault-proxy"], 8474), (["--fault-proxy", "--fault-proxy-port", "18474"], 18474), ([], None)]
+)
+def test_nova_serve_fault_proxy_flags_reach_the_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], port: int | None
+) -> None:
+    started: list[ServeOptions] = []
+
+    class RecordingPlatform:
+        fault_proxy = None
+
+        def __init__(self, options: ServeOptions) -> None:
+            started.append(options)
+
+        def serve_forever(self, on_ready: Callable[[], None]) -> None:
+            on_ready()
+
+    monkeypatch.setattr(cli, "Platform", RecordingPlatform)
+    result = CliRunner().invoke(cli.app, ["serve", "--data-dir", str(tmp_path), *args])
+    assert result.exit_code == 0, result.output
+    assert [options.fault_proxy_port for options in started] == [port]
+
+
+def test_a_fault_proxy_port_equal_to_a_service_port_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli.app, ["serve", "--data-dir", str(tmp_path), "--fault-proxy", "--fault-proxy-port", "8001"]
+    )
+    assert result.exit_code != 0 and "--fault-proxy-port must differ" in result.output
+
+
+def test_a_database_url_without_a_host_cannot_be_proxied(tmp_path: Path) -> None:
+    options = ServeOptions(data_dir=tmp_path, payments_db="postgresql:///payments", fault_proxy_port=free_port())
+    with pytest.raises(ServeError, match="name a host"):
+        options.proxied_links()
 
 
 def test_serve_json_names_the_fault_proxy_and_portfolio_dials_payments_through_it(run_proxied: RunProxied) -> None:
