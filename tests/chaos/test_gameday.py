@@ -139,6 +139,16 @@ def test_the_quick_game_day_runs_every_phase_and_writes_its_report(sqlite_gameda
         assert (sqlite_gameday.out / "journals" / f"{experiment}.json").is_file()
 
 
+def test_the_flaky_network_goes_through_the_fault_proxy_and_loses_nothing(sqlite_gameday: Run) -> None:
+    phase = sqlite_gameday.phase("payments-flaky-network")
+    assert phase["fault_kind"] == "network proxy" and phase["fault"] is not None
+    assert sqlite_gameday.phase("payments-error-burn")["fault_kind"] == "in-app flag"
+    journal = json.loads((sqlite_gameday.out / "journals" / "payments-flaky-network.json").read_text())
+    toxics = [run for run in journal["run"] if run["activity"]["provider"]["module"] == "chaostoxi.toxic.actions"]
+    assert len(toxics) == 6 and all(run["output"] is True for run in toxics)
+    assert sqlite_gameday.check("payments-flaky-network", "no acknowledged payment lost or duplicated")["passed"]
+
+
 def test_a_worker_kill_keeps_availability_after_retries_and_loses_nothing(sqlite_gameday: Run) -> None:
     phase = sqlite_gameday.phase("worker-kill-under-load")
     assert phase["load"]["availability_after_retries"] >= 0.9999
