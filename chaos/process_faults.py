@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,21 @@ def freeze_worker(service: str = "payments", seconds: float = 10, data_dir: str 
         start_new_session=True,
     )
     os.kill(pid, signal.SIGSTOP)
+    _wait_stopped(pid)
     return {"fault": "worker_freeze", "service": service, "pid": pid, "seconds": seconds}
+
+
+def _wait_stopped(pid: int, timeout_seconds: float = 2.0) -> None:
+    """A signal is delivered asynchronously: return once the worker is stopped, so the fault is on."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            return
+        if state in ("T", "t"):
+            return
+        time.sleep(0.01)
 
 
 def thaw_workers(data_dir: str = ".nova") -> dict[str, Any]:

@@ -195,6 +195,23 @@ def test_link_down_makes_orders_a_fast_503_and_reconciliation_settles_each_once(
         assert ledger_balanced(platform)
 
 
+# Portfolio's payments client: 3 attempts, each bounded by the 2 s read timeout, 0.25 s of backoff.
+BLACK_HOLE_BOUND_SECONDS = 3 * 2.0 + 0.25 + 1.5
+
+
+def test_a_black_holed_payments_link_makes_orders_a_bounded_503(run_proxied: RunProxied) -> None:
+    with run_proxied() as platform, proxy_api(platform) as api:
+        trader = Trader.open(platform)
+        trader.median_order_seconds(2)
+        black_hole = {"name": "black-hole", "type": "timeout", "stream": "upstream", "attributes": {"timeout": 0}}
+        assert api.post("/proxies/payments/toxics", json=black_hole).status_code == 200
+        answer, elapsed = trader.order()
+        assert (answer.status_code, answer.json()["code"]) == (503, "payments_unavailable"), answer.text
+        assert elapsed < BLACK_HOLE_BOUND_SECONDS
+        assert api.delete("/proxies/payments/toxics/black-hole").status_code == 204
+        assert ledger_balanced(platform)
+
+
 def test_reset_clears_every_toxic_and_brings_the_link_back(run_proxied: RunProxied) -> None:
     with run_proxied() as platform, proxy_api(platform) as api:
         trader = Trader.open(platform)
