@@ -146,8 +146,36 @@ def test_a_database_url_without_a_host_cannot_be_proxied(tmp_path: Path) -> None
         options.proxied_links()
 
 
-def test_serve_json_names_the_fault_proxy_and_portfolio_dials_payments_through_it(run_proxied: RunProxied) -> None:
-    with run_proxied() as platform, proxy_api(platform) as api:
+@pytest.fixture(scope="module")
+def shared_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """One SQLite platform behind the fault proxy for this module's tests (each leaves the proxy reset)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
+        options = ServeOptions(
+            data_dir=tmp_path_factory.mktemp("proxied") / "data",
+            payments_port=free_port(),
+            portfolio_port=free_port(),
+            workers=1,
+            fault_proxy_port=free_port(),
+        )
+        platform = Platform(options)
+        platform.start()
+        try:
+            yield platform
+        finally:
+            platform.stop()
+
+
+@pytest.fixture
+def proxied(shared_platform: Platform) -> Iterator[Platform]:
+    yield shared_platform
+    with proxy_api(shared_platform) as api:
+        api.post("/reset")
+
+
+def test_serve_json_names_the_fault_proxy_and_portfolio_dials_payments_through_it(proxied: Platform) -> None:
+    with proxy_api(proxied) as api:
+        platform = proxied
         state = json.loads(platform.state_file.read_text())
         assert state["fault_proxy"] == {"url": f"http://127.0.0.1:{platform.options.fault_proxy_port}"}
         proxy = api.get("/proxies/payments").json()
@@ -156,9 +184,10 @@ def test_serve_json_names_the_fault_proxy_and_portfolio_dials_payments_through_i
 
 
 def test_latency_toxic_on_payments_slows_orders_and_removing_it_restores_the_baseline(
-    run_proxied: RunProxied,
+    proxied: Platform,
 ) -> None:
-    with run_proxied() as platform, proxy_api(platform) as api:
+    with proxy_api(proxied) as api:
+        platform = proxied
         trader = Trader.open(platform)
         trader.median_order_seconds(3)  # warm the pools
         baseline = trader.median_order_seconds()
@@ -171,8 +200,9 @@ def test_latency_toxic_on_payments_slows_orders_and_removing_it_restores_the_bas
         assert restored < baseline + 0.1, (baseline, restored)
 
 
-def test_link_down_makes_orders_a_fast_503_and_reconciliation_settles_each_once(run_proxied: RunProxied) -> None:
-    with run_proxied() as platform, proxy_api(platform) as api:
+def test_link_down_makes_orders_a_fast_503_and_reconciliation_settles_each_once(proxied: Platform) -> None:
+    with proxy_api(proxied) as api:
+        platform = proxied
         trader = Trader.open(platform)
         trader.median_order_seconds(2)
         assert api.post("/proxies/payments", json={"enabled": False}).json()["enabled"] is False
@@ -199,8 +229,9 @@ def test_link_down_makes_orders_a_fast_503_and_reconciliation_settles_each_once(
 BLACK_HOLE_BOUND_SECONDS = 3 * 2.0 + 0.25 + 1.5
 
 
-def test_a_black_holed_payments_link_makes_orders_a_bounded_503(run_proxied: RunProxied) -> None:
-    with run_proxied() as platform, proxy_api(platform) as api:
+def test_a_black_holed_payments_link_makes_orders_a_bounded_503(proxied: Platform) -> None:
+    with proxy_api(proxied) as api:
+        platform = proxied
         trader = Trader.open(platform)
         trader.median_order_seconds(2)
         black_hole = {"name": "black-hole", "type": "timeout", "stream": "upstream", "attributes": {"timeout": 0}}
@@ -212,8 +243,9 @@ def test_a_black_holed_payments_link_makes_orders_a_bounded_503(run_proxied: Run
         assert ledger_balanced(platform)
 
 
-def test_reset_clears_every_toxic_and_brings_the_link_back(run_proxied: RunProxied) -> None:
-    with run_proxied() as platform, proxy_api(platform) as api:
+def test_reset_clears_every_toxic_and_brings_the_link_back(proxied: Platform) -> None:
+    with proxy_api(proxied) as api:
+        platform = proxied
         trader = Trader.open(platform)
         api.post("/proxies/payments/toxics", json={"type": "latency", "attributes": {"latency": 1000}})
         api.post("/proxies/payments/toxics", json={"type": "timeout", "stream": "upstream"})
