@@ -24,8 +24,8 @@ from chaos.database_faults import (
     tighten_statement_timeout,
 )
 from chaos.errors import DatabaseControlError
-from nova.serve import Platform
-from tests.conftest import ADMIN_TOKEN
+from nova.serve import Platform, ServeOptions
+from tests.conftest import ADMIN_TOKEN, new_postgres_database
 from tests.nova.conftest import RunPlatform, free_port
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -66,53 +66,67 @@ def ledger_balanced(platform: Platform) -> bool:
     return bool(answer.json()["balanced"])
 
 
-def test_a_held_lock_on_the_funding_account_stalls_deposits_until_released(
-    run_platform: RunPlatform, postgres_database: str
-) -> None:
-    with run_platform(workers=1, payments_db=postgres_database) as platform:
-        data_dir = str(platform.options.data_dir)
-        account = funded_account(platform)
-        held = hold_account_lock("funding", seconds=30, data_dir=data_dir)
-        assert held["account"] == "acc_fundingusd"
+@pytest.fixture(scope="module")
+def on_postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """One platform whose payments run on a database of their own, shared by the faults that release cleanly."""
+    with new_postgres_database() as url, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
+        options = ServeOptions(
+            data_dir=tmp_path_factory.mktemp("db-faults") / "data",
+            payments_port=free_port(),
+            portfolio_port=free_port(),
+            workers=1,
+            payments_db=url,
+        )
+        platform = Platform(options)
+        platform.start()
         try:
-            answer, elapsed = deposit(platform, account)
-            # Waits for the lock until lock_timeout (2 s), then answers 503 to retry.
-            assert (answer.status_code, answer.json()["code"]) == (503, "database_unavailable"), answer.text
-            assert elapsed >= 1.8
+            yield platform
         finally:
-            released = release_database_faults(data_dir)
-        assert released["closed"] == 1
+            platform.stop()
+
+
+def test_a_held_lock_on_the_funding_account_stalls_deposits_until_released(on_postgresql: Platform) -> None:
+    platform = on_postgresql
+    data_dir = str(platform.options.data_dir)
+    account = funded_account(platform)
+    held = hold_account_lock("funding", seconds=30, data_dir=data_dir)
+    assert held["account"] == "acc_fundingusd"
+    try:
         answer, elapsed = deposit(platform, account)
-        assert answer.status_code == 201 and elapsed < 1.0
-        assert ledger_balanced(platform)
+        # Waits for the lock until lock_timeout (2 s), then answers 503 to retry.
+        assert (answer.status_code, answer.json()["code"]) == (503, "database_unavailable"), answer.text
+        assert elapsed >= 1.8
+    finally:
+        released = release_database_faults(data_dir)
+    assert released["closed"] == 1
+    answer, elapsed = deposit(platform, account)
+    assert answer.status_code == 201 and elapsed < 1.5  # no longer waits for the lock (>= 1.8 s above)
+    assert ledger_balanced(platform)
 
 
-def test_terminated_backends_are_replaced_and_nothing_is_lost(
-    run_platform: RunPlatform, postgres_database: str
-) -> None:
-    with run_platform(workers=1, payments_db=postgres_database) as platform:
-        data_dir = str(platform.options.data_dir)
-        account = funded_account(platform)
-        assert terminate_backends("payments", data_dir)["terminated"] >= 1
-        eventually_201(platform, account)
-        assert ledger_balanced(platform)
+def test_terminated_backends_are_replaced_and_nothing_is_lost(on_postgresql: Platform) -> None:
+    platform = on_postgresql
+    data_dir = str(platform.options.data_dir)
+    account = funded_account(platform)
+    assert terminate_backends("payments", data_dir)["terminated"] >= 1
+    eventually_201(platform, account)
+    assert ledger_balanced(platform)
 
 
-def test_a_tight_statement_timeout_turns_writes_into_503_until_restored(
-    run_platform: RunPlatform, postgres_database: str
-) -> None:
-    with run_platform(workers=1, payments_db=postgres_database) as platform:
-        data_dir = str(platform.options.data_dir)
-        account = funded_account(platform)
-        try:
-            tighten_statement_timeout(1, "payments", data_dir)
-            statuses = {deposit(platform, account)[0].status_code for _ in range(5)}
-            assert 503 in statuses and not statuses - {201, 503}
-        finally:
-            release_database_faults(data_dir)
-        terminate_backends("payments", data_dir)  # sessions opened under the tight timeout keep it
-        eventually_201(platform, account)
-        assert ledger_balanced(platform)
+def test_a_tight_statement_timeout_turns_writes_into_503_until_restored(on_postgresql: Platform) -> None:
+    platform = on_postgresql
+    data_dir = str(platform.options.data_dir)
+    account = funded_account(platform)
+    try:
+        tighten_statement_timeout(1, "payments", data_dir)
+        statuses = {deposit(platform, account)[0].status_code for _ in range(5)}
+        assert 503 in statuses and not statuses - {201, 503}
+    finally:
+        release_database_faults(data_dir)
+    terminate_backends("payments", data_dir)  # sessions opened under the tight timeout keep it
+    eventually_201(platform, account)
+    assert ledger_balanced(platform)
 
 
 def test_database_faults_refuse_the_embedded_sqlite(run_platform: RunPlatform) -> None:
