@@ -42,7 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from core_services.db_deadline import SocketDeadlines
+from core_services.db_deadline import READ_DEADLINE_SECONDS, SocketDeadlines
 from core_services.faults import FaultBoard
 from core_services.problems import Problem
 from core_services.telemetry import record_fault
@@ -102,7 +102,7 @@ class Database:
         with self._translate_errors(), self.engine.connect() as conn:
             if snapshot and not self.is_sqlite:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
+            with self._deadline(conn, READ_DEADLINE_SECONDS), conn.begin():
                 yield conn
 
     async def offload(self, work: Callable[..., T], *args: Any) -> T:
@@ -166,13 +166,13 @@ class Database:
             time.sleep(latency.delay_seconds(self.faults.random))
 
     @contextmanager
-    def _deadline(self, conn: Connection) -> Iterator[None]:
-        """On PostgreSQL, a write or ping that outlives its deadline loses its socket (see db_deadline)."""
+    def _deadline(self, conn: Connection, seconds: float | None = None) -> Iterator[None]:
+        """On PostgreSQL, a transaction that outlives its deadline loses its socket (see db_deadline)."""
         if self._deadlines is None:
             yield
             return
         dbapi = conn.connection.dbapi_connection
-        with self._deadlines.guard(dbapi.fileno() if dbapi is not None else None):
+        with self._deadlines.guard(dbapi.fileno() if dbapi is not None else None, seconds):
             yield
 
     @contextmanager

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 
 # Longer than any healthy write (lock waits end at 2 s), short enough that a client is answered.
 TRANSACTION_DEADLINE_SECONDS = 5.0
+# Reads may scan (the ledger's verification); their bound only keeps a worker's threads from hanging for ever.
+READ_DEADLINE_SECONDS = 30.0
 _TICK_SECONDS = 0.25
 
 
@@ -35,14 +37,14 @@ class SocketDeadlines:
         self._thread: threading.Thread | None = None
 
     @contextmanager
-    def guard(self, fd: int | None) -> Iterator[None]:
-        """Bound the block to `seconds` (no bound when the connection has no socket to watch)."""
+    def guard(self, fd: int | None, seconds: float | None = None) -> Iterator[None]:
+        """Bound the block to `seconds` (default: this watcher's; no bound when there is no socket to watch)."""
         if fd is None or fd < 0:
             yield
             return
         token = next(self._tokens)
         with self._lock:
-            self._open[token] = (time.monotonic() + self.seconds, fd)
+            self._open[token] = (time.monotonic() + (self.seconds if seconds is None else seconds), fd)
             if self._thread is None:  # started lazily: in the worker process, not the one that imported this
                 self._thread = threading.Thread(target=self._watch, name="db-deadlines", daemon=True)
                 self._thread.start()

@@ -27,3 +27,13 @@ def test_a_block_that_ends_in_time_keeps_its_socket() -> None:
         time.sleep(0.6)
         theirs.sendall(b"still")
         assert ours.recv(10) == b"still"
+
+
+def test_a_block_may_carry_its_own_longer_deadline() -> None:
+    ours, theirs = socket.socketpair()
+    deadlines = SocketDeadlines(seconds=0.2)
+    with ours, theirs:
+        began = time.monotonic()
+        with deadlines.guard(ours.fileno(), seconds=0.8):
+            assert ours.recv(10) == b""
+        assert time.monotonic() - began >= 0.75
