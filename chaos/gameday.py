@@ -38,8 +38,6 @@ from chaos.errors import ChaosError
 from chaos.gameday_evidence import Evidence, embedded_alerts, phase_results
 from chaos.gameday_model import BASELINE, GameDayResult, PhaseResult, SeriesPoint, Window
 from chaos.gameday_plan import (
-    DB_OUTAGE,
-    DB_OUTAGE_SECONDS,
     EXPERIMENTS_DIR,
     GameDayError,
     GameDayOptions,
@@ -47,6 +45,7 @@ from chaos.gameday_plan import (
 )
 from chaos.monitoring import MonitoringStack, find_binaries
 from chaos.platform import find_platform
+from chaos.process_faults import thaw_workers
 from loadtests.processes import OwnedProcess, free_ports
 from slo.scenario import COUNT_COLUMNS, GAUGE_COLUMNS, Incident, Scenario, first_breach, write_scenario
 from slo.scenario import STEP_SECONDS as SCENARIO_STEP_SECONDS
@@ -97,6 +96,7 @@ class GameDay:
         self._scraper: EmbeddedScraper | None = None
         self._stack: MonitoringStack | None = None
         self._prometheus_url = ""
+        self._fault_proxy_url = ""
         self._windows: dict[str, Window] = {}
         self._journals: dict[str, Path] = {}
         self._loads: dict[str, Path] = {}
@@ -158,7 +158,7 @@ class GameDay:
         return float(timing.load_seconds(self._fault_seconds(name)) + 10)
 
     def _fault_seconds(self, name: str) -> int:
-        return DB_OUTAGE_SECONDS if name == DB_OUTAGE else self.options.timing.fault
+        return self.options.fault_seconds(name)
 
     # -- processes -----------------------------------------------------------------------------
 
@@ -172,11 +172,13 @@ class GameDay:
         return env
 
     def _start_serve(self) -> None:
-        ports = free_ports(2)
+        ports = free_ports(3)
+        # The fault proxy carries portfolio -> payments (and, on PostgreSQL, each service -> its database).
+        self._fault_proxy_url = f"http://127.0.0.1:{ports[2]}"
         command = [
-            sys.executable, "-m", "nova", "serve", "--enable-faults",
+            sys.executable, "-m", "nova", "serve", "--enable-faults", "--fault-proxy",
             "--data-dir", str(self.options.data_dir),
-            "--payments-port", str(ports[0]), "--portfolio-port", str(ports[1]),
+            "--payments-port", str(ports[0]), "--portfolio-port", str(ports[1]), "--fault-proxy-port", str(ports[2]),
             "--workers", str(self.options.workers),
         ]  # fmt: skip
         if self.options.payments_db and self.options.portfolio_db:
@@ -286,6 +288,7 @@ class GameDay:
         env = self._environment()
         env.update(
             NOVA_PROMETHEUS_URL=self._prometheus_url,
+            NOVA_FAULT_PROXY_URL=self._fault_proxy_url,
             NOVA_CHAOS_LOAD_USERS=str(timing.load_users),
             NOVA_CHAOS_LOAD_SECONDS=str(timing.load_seconds(fault)),
             NOVA_CHAOS_WARMUP_SECONDS=str(timing.warmup),
@@ -340,7 +343,10 @@ class GameDay:
         if self._chaos is not None:
             self._chaos.stop(signal.SIGINT, CHAOS_ROLLBACK_SECONDS)
         data_dir = str(self.options.data_dir)
-        for step in (actions.stop_background_load, actions.start_database, actions.clear_all_faults):
+        if self._fault_proxy_url:  # every toxic removed, every link up
+            with suppress(httpx.HTTPError):
+                httpx.post(f"{self._fault_proxy_url}/reset", timeout=5.0)
+        for step in (actions.stop_background_load, actions.start_database, actions.clear_all_faults, thaw_workers):
             # Nothing of that kind was left (no load file), or the platform is already gone.
             with suppress(ChaosError, OSError, httpx.HTTPError):
                 step(data_dir)
@@ -373,6 +379,8 @@ class GameDay:
             ended=end,
         )
         self.result.phases = phase_results(evidence, [BASELINE, *self.options.chosen])
+        for phase in self.result.phases:
+            phase.fault_kind = self.options.fault_kind(phase.name)
         write_scenario(self.options.out / "scenario", game_day_scenario(self._platform_rows, self.result.phases))
 
 

@@ -46,8 +46,15 @@ from slo.evaluator import SLOModel, evaluate_counts
 from slo.spec import SLO, SUITE_SPECS, LatencySLI, load_specs
 from slo.timeline import AlertInterval
 
-FAULT_STARTS = ("inject_fault", "kill_worker", "stop_database", "stop_postgresql")
-FAULT_ENDS = ("clear_fault", "clear_all_faults", "start_database", "start_postgresql")
+FAULT_STARTS = (
+    *("inject_fault", "kill_worker", "stop_database", "stop_postgresql"),
+    *("create_toxic", "disable_proxy", "freeze_worker"),  # the fault proxy (chaostoolkit-toxiproxy), a SIGSTOP
+    *("hold_account_lock", "terminate_backends", "exhaust_connections", "tighten_statement_timeout"),  # PostgreSQL
+)
+FAULT_ENDS = (
+    *("clear_fault", "clear_all_faults", "start_database", "start_postgresql"),
+    *("delete_toxic", "enable_proxy", "reset", "thaw_workers", "release_database_faults"),
+)
 AVAILABILITY_OBJECTIVE = 0.9999
 RECOVERY_LIMIT_SECONDS = 5.0
 PAGE_GRACE_SECONDS = 60.0  # a page that fires this soon after the fault ended still belongs to it

@@ -101,6 +101,7 @@ class PhaseResult:
     ledger: dict[str, Any] | None = None  # GET /v1/ledger/verify after the phase
     checks: list[Check] = field(default_factory=list)
     journal: str | None = None  # relative path of the Chaos Toolkit journal
+    fault_kind: str | None = None  # in-app flag | network proxy | database | process (None: baseline)
 
     @property
     def passed(self) -> bool:

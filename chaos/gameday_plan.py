@@ -14,18 +14,47 @@ from chaos.errors import ChaosError
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 # The sustained-error experiment runs before the outage: an outage pages too, and a page still
 # firing from it would hide whether the error burn paged on its own.
-QUICK_EXPERIMENTS = ("worker-kill-under-load", "payments-error-burn", "db-outage")
+QUICK_EXPERIMENTS = ("worker-kill-under-load", "payments-flaky-network", "payments-error-burn", "db-outage")
 FULL_EXPERIMENTS = (
     "worker-kill-under-load",
+    "worker-freeze",
     "db-latency",
     "cpu-burn",
     "slow-dependency",
+    "payments-flaky-network",
+    "lock-contention-market-open",
+    "connection-exhaustion",
     "payments-error-burn",
     "portfolio-payment-errors-5pct",
+    "database-link-down",
     "db-outage",
 )
+# How each experiment breaks the platform, on SQLite and on PostgreSQL: the report names it.
+# "in-app flag": the services obey a fault they are told about; the others happen outside their code.
+FAULT_KINDS: dict[str, tuple[str, str]] = {
+    "worker-kill-under-load": ("process", "process"),
+    "worker-freeze": ("process", "process"),
+    "db-latency": ("in-app flag", "in-app flag"),
+    "cpu-burn": ("in-app flag", "in-app flag"),
+    "slow-dependency": ("in-app flag", "in-app flag"),
+    "payments-flaky-network": ("network proxy", "network proxy"),
+    "lock-contention-market-open": ("database", "database"),
+    "connection-exhaustion": ("database", "database"),
+    "payments-error-burn": ("in-app flag", "in-app flag"),
+    "portfolio-payment-errors-5pct": ("in-app flag", "in-app flag"),
+    "database-link-down": ("network proxy", "network proxy"),
+    "db-outage": ("in-app flag", "database"),
+}
+# Experiments whose fault only PostgreSQL has (a link to it, its locks and connections): skipped on SQLite.
+POSTGRES_ONLY = frozenset({"database-link-down", "lock-contention-market-open", "connection-exhaustion"})
 DB_OUTAGE = "db-outage"
 DB_OUTAGE_SECONDS = 10  # the issue's outage, quick or full
+# Faults shorter than the timing's, per (quick, full): the outage, and the quick day's flaky network
+# (its fourth experiment, which must still leave the quick day under 4 minutes).
+SHORT_FAULTS: dict[str, tuple[int | None, int | None]] = {
+    DB_OUTAGE: (DB_OUTAGE_SECONDS, DB_OUTAGE_SECONDS),
+    "payments-flaky-network": (10, None),
+}
 
 
 # The method's own steps (probes, the pauses between worker kills) run a little past the timings.
@@ -70,7 +99,20 @@ class GameDayOptions:
 
     @property
     def chosen(self) -> tuple[str, ...]:
-        return self.experiments or (QUICK_EXPERIMENTS if self.quick else FULL_EXPERIMENTS)
+        if self.experiments:
+            return self.experiments
+        planned = QUICK_EXPERIMENTS if self.quick else FULL_EXPERIMENTS
+        return planned if self.payments_db else tuple(name for name in planned if name not in POSTGRES_ONLY)
+
+    def fault_seconds(self, experiment: str) -> int:
+        """How long the experiment's fault stays on."""
+        short = SHORT_FAULTS.get(experiment, (None, None))[0 if self.quick else 1]
+        return short if short is not None else self.timing.fault
+
+    def fault_kind(self, experiment: str) -> str | None:
+        """`in-app flag`, `network proxy`, `database` or `process` (None for the baseline)."""
+        kinds = FAULT_KINDS.get(experiment)
+        return None if kinds is None else kinds[1 if self.payments_db else 0]
 
     @property
     def data_dir(self) -> Path:
@@ -89,6 +131,9 @@ def check_options(options: GameDayOptions) -> None:
         raise GameDayError(f"no such experiment: {', '.join(unknown)} (known: {', '.join(known)})")
     if len(set(options.chosen)) != len(options.chosen):
         raise GameDayError("an experiment is named twice")
+    needs_postgres = [name for name in options.chosen if name in POSTGRES_ONLY]
+    if needs_postgres and options.payments_db is None:
+        raise GameDayError(f"{', '.join(needs_postgres)} need PostgreSQL: give --payments-db and --portfolio-db")
     if options.out.exists() and any(options.out.iterdir()):
         raise GameDayError(f"{options.out} is not empty; give --out a new folder")
     for url in (options.payments_db, options.portfolio_db):

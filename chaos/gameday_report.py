@@ -347,6 +347,7 @@ def _html_phase(result: GameDayResult, phase: PhaseResult, slug: str) -> str:
             if phase.fault is None
             else _e(_window_text(result, phase.fault.start, phase.fault.end)),
         ),
+        ("Fault kind", _e(phase.fault_kind or "none")),
         ("Status", f"{_pill(phase.status, phase.status)} {_e(phase.reason)}"),
         ("Recovery", _e(_seconds(phase.recovery_seconds) + (" after the fault ended" if phase.fault else ""))),
         ("Journal", _journal_link(phase.journal)),
@@ -581,6 +582,7 @@ def _markdown_phase(result: GameDayResult, phase: PhaseResult, slug: str) -> str
                 ["Phase", _md(phase.name)],
                 ["Window", _md(_window_text(result, phase.window.start, phase.window.end))],
                 ["Fault", _md(fault)],
+                ["Fault kind", _md(phase.fault_kind or "none")],
                 ["Status", f"{_md(phase.status)}: {_md(phase.reason)}"],
                 ["Recovery", _md(_seconds(phase.recovery_seconds))],
                 ["Journal", journal],

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -35,6 +36,8 @@ class RunningPlatform:
     faults_enabled: bool
     services: dict[str, Service]
     admin_token: str
+    # The Toxiproxy API of `nova serve --fault-proxy`, or None when the platform runs without it.
+    fault_proxy_url: str | None = None
 
     def service(self, name: str) -> Service:
         """The named service; PlatformError for a name the platform does not run."""
@@ -69,6 +72,27 @@ class RunningPlatform:
                 return url if url.startswith(("postgresql://", "postgres://")) else None
         return None
 
+    def direct_database_url(self, service: str) -> str | None:
+        """The service's PostgreSQL URL without the fault proxy in between (for the database's own controls).
+
+        With `nova serve --fault-proxy` the service dials proxy `<service>-db`; its upstream is the server.
+        """
+        url = self.database_url(service)
+        if url is None or self.fault_proxy_url is None:
+            return url
+        try:
+            answer = httpx.get(f"{self.fault_proxy_url}/proxies/{service}-db", timeout=HTTP_TIMEOUT)
+        except httpx.HTTPError as exc:
+            raise PlatformError(f"cannot ask the fault proxy at {self.fault_proxy_url}: {exc!r}") from None
+        if answer.status_code == 404:
+            return url
+        if answer.status_code != 200:
+            raise PlatformError(f"the fault proxy answered {answer.status_code} for proxy {service}-db")
+        parts = urlsplit(url)
+        credentials = parts.netloc.rpartition("@")[0]
+        upstream = str(answer.json()["upstream"])
+        return urlunsplit(parts._replace(netloc=f"{credentials}@{upstream}" if credentials else upstream))
+
 
 def find_platform(data_dir: str | os.PathLike[str] = ".nova") -> RunningPlatform:
     """The platform `nova serve` runs from `data_dir`; PlatformError if none is running there."""
@@ -87,11 +111,13 @@ def find_platform(data_dir: str | os.PathLike[str] = ".nova") -> RunningPlatform
         }
         platform_pid = int(state["pid"])
         faults_enabled = bool(state.get("faults_enabled", False))
+        fault_proxy = state.get("fault_proxy")
+        fault_proxy_url = str(fault_proxy["url"]) if fault_proxy else None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PlatformError(f"{state_file}: not a serve state file ({exc!r})") from None
     if not _alive(platform_pid):
         raise PlatformError(f"{state_file}: the platform (pid {platform_pid}) is not running")
-    return RunningPlatform(folder, platform_pid, faults_enabled, services, admin_token(folder))
+    return RunningPlatform(folder, platform_pid, faults_enabled, services, admin_token(folder), fault_proxy_url)
 
 
 def admin_token(data_dir: Path) -> str:

@@ -48,6 +48,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from core_services.db_deadline import READ_DEADLINE_SECONDS, SocketDeadlines
 from core_services.faults import FaultBoard
 from core_services.problems import Problem
 from core_services.telemetry import record_fault
@@ -100,6 +101,7 @@ class Database:
                 hide_parameters=True,
             )
             self._write_lock = None
+        self._deadlines = None if self.is_sqlite else SocketDeadlines()
         trace_engine(self.engine)
 
     @contextmanager
@@ -109,7 +111,7 @@ class Database:
         with self._serialised(), self._translate_errors(), self.engine.connect() as conn:
             if self.is_sqlite:
                 conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-            with conn.begin():
+            with self._deadline(conn), conn.begin():
                 yield conn
         if getattr(_on_loop, "active", False):
             _on_loop.wrote = True  # from now on this work cannot be run again: it waits where it is
@@ -125,7 +127,7 @@ class Database:
         with self._translate_errors(), self.engine.connect() as conn:
             if snapshot and not self.is_sqlite:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
+            with self._deadline(conn, READ_DEADLINE_SECONDS), conn.begin():
                 yield conn
 
     async def offload(self, work: Callable[..., T], *args: Any) -> T:
@@ -149,7 +151,7 @@ class Database:
     def ping(self) -> bool:
         try:
             self._inject_faults()
-            with self.engine.connect() as conn:
+            with self.engine.connect() as conn, self._deadline(conn):
                 conn.execute(text("SELECT 1"))
             return True
         except (DBAPIError, PoolTimeout):
@@ -193,6 +195,16 @@ class Database:
         if latency is not None:
             record_fault("db_latency")
             time.sleep(latency.delay_seconds(self.faults.random))
+
+    @contextmanager
+    def _deadline(self, conn: Connection, seconds: float | None = None) -> Iterator[None]:
+        """On PostgreSQL, a transaction that outlives its deadline loses its socket (see db_deadline)."""
+        if self._deadlines is None:
+            yield
+            return
+        dbapi = conn.connection.dbapi_connection
+        with self._deadlines.guard(dbapi.fileno() if dbapi is not None else None, seconds):
+            yield
 
     @contextmanager
     def _serialised(self, wait_seconds: float = WRITE_LOCK_WAIT_SECONDS) -> Iterator[None]:

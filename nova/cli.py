@@ -20,7 +20,7 @@ from nova.load_cli import load
 from nova.output import console, err, fail
 from nova.pager_cli import pager_app
 from nova.runbooks_cli import runbooks_app
-from nova.serve import Platform, ServeError, ServeOptions
+from nova.serve import DEFAULT_FAULT_PROXY_PORT, Platform, ServeError, ServeOptions
 from nova.slo_cli import slo_app
 
 app = typer.Typer(
@@ -71,12 +71,25 @@ def serve(
             help="Serve the admin fault API (/admin/faults: loopback clients, admin token) for game days",
         ),
     ] = False,
+    fault_proxy: Annotated[
+        bool,
+        typer.Option(
+            "--fault-proxy",
+            help="Route portfolio -> payments (and each service -> its PostgreSQL) through a Toxiproxy-compatible "
+            "fault proxy on loopback",
+        ),
+    ] = False,
+    fault_proxy_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the fault proxy's Toxiproxy API on 127.0.0.1")
+    ] = DEFAULT_FAULT_PROXY_PORT,
 ) -> None:
     """Start the payments and portfolio services and keep them running until Ctrl-C."""
     options = _serve_options(
         data_dir, host, payments_port, portfolio_port, workers, payments_db, portfolio_db, market_seed, access_log
     )
-    options = replace(options, enable_faults=enable_faults)
+    if fault_proxy and fault_proxy_port in (payments_port, portfolio_port):
+        raise fail("--fault-proxy-port must differ from the services' ports")
+    options = replace(options, enable_faults=enable_faults, fault_proxy_port=fault_proxy_port if fault_proxy else None)
     platform = Platform(options)
 
     def announce() -> None:
@@ -85,6 +98,9 @@ def serve(
         console.print(f"admin token in {data_dir / 'admin-token'}; Ctrl-C stops both")
         if enable_faults:
             console.print("fault injection on: PUT/GET/DELETE /admin/faults on each service (see README)")
+        if options.fault_proxy_port is not None and platform.fault_proxy is not None:
+            routes = ", ".join(f"{name} via {listen}" for name, listen in platform.fault_proxy.listen.items())
+            console.print(f"fault proxy (Toxiproxy API) on {platform.fault_proxy.url}: {routes}")
 
     try:
         platform.serve_forever(announce)

@@ -15,14 +15,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from core_services.settings import read_or_create_admin_token
 
 SERVICES = ("payments", "portfolio")
+DEFAULT_FAULT_PROXY_PORT = 8474  # Toxiproxy's
 READY_TIMEOUT_SECONDS = 60.0
 # A service whose supervisor dies this often within the window is not coming back.
 MAX_RESTARTS, RESTART_WINDOW_SECONDS = 3, 60.0
@@ -46,6 +48,8 @@ class ServeOptions:
     access_log: bool = False
     # Serve the admin fault API (loopback and admin token only): for game days and load tests.
     enable_faults: bool = False
+    # Route portfolio -> payments and each service -> its PostgreSQL through the fault proxy on this port.
+    fault_proxy_port: int | None = None
 
     def url(self, service: str) -> str:
         return f"http://{self.host}:{self.port(service)}"
@@ -53,7 +57,8 @@ class ServeOptions:
     def port(self, service: str) -> int:
         return self.payments_port if service == "payments" else self.portfolio_port
 
-    def environment(self) -> dict[str, str]:
+    def environment(self, routes: dict[str, str] | None = None) -> dict[str, str]:
+        """The services' environment; `routes` (from the fault proxy) replaces the URLs they dial."""
         env = dict(os.environ)
         env.update(
             {
@@ -67,7 +72,30 @@ class ServeOptions:
         for name, url in (("NOVA_PAYMENTS_DB", self.payments_db), ("NOVA_PORTFOLIO_DB", self.portfolio_db)):
             if url:
                 env[name] = url
+        env.update(routes or {})
         return env
+
+    def proxied_links(self) -> dict[str, tuple[str, str]]:
+        """Fault-proxy name -> (environment variable it replaces, upstream host:port) for each link it carries."""
+        links = {"payments": ("NOVA_PAYMENTS_URL", f"{self.host}:{self.payments_port}")}
+        for service, url in (("payments", self.payments_db), ("portfolio", self.portfolio_db)):
+            if url and url.startswith(("postgresql://", "postgres://")):
+                links[f"{service}-db"] = (f"NOVA_{service.upper()}_DB", _host_port(url))
+        return links
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ServeError("--fault-proxy needs each database URL to name a host (it proxies TCP, not Unix sockets)")
+    return f"{parts.hostname}:{parts.port or 5432}"
+
+
+def _through(url: str, listen: str) -> str:
+    """`url` with its host:port replaced by the proxy's `listen` address (user, database, query kept)."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{credentials}@{listen}" if credentials else listen))
 
 
 def _check_port_free(host: str, port: int, name: str) -> None:
@@ -86,6 +114,8 @@ class Platform:
         self.options = options
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._restarts: dict[str, list[float]] = {name: [] for name in SERVICES}
+        self.fault_proxy: FaultProxyProcess | None = None
+        self._routes: dict[str, str] = {}
 
     @property
     def state_file(self) -> Path:
@@ -98,6 +128,9 @@ class Platform:
         if "NOVA_ADMIN_TOKEN" not in os.environ:
             read_or_create_admin_token(self.options.data_dir)
         try:
+            if self.options.fault_proxy_port is not None:
+                self.fault_proxy = FaultProxyProcess(self.options)
+                self._routes = self.fault_proxy.start(stop_requested)
             for name in SERVICES:  # portfolio calls payments, so payments comes up first
                 self._spawn(name)
                 self._wait_ready(name, stop_requested)
@@ -125,6 +158,9 @@ class Platform:
                 for name, process in list(self.processes.items()):
                     if process.poll() is not None:
                         self._restart(name, process.returncode, stop_requested)
+                if self.fault_proxy is not None and not self.fault_proxy.alive():
+                    print("nova serve: the fault proxy exited; restarting it on the same ports", file=sys.stderr)
+                    self.fault_proxy.start(stop_requested)
         finally:
             self.stop()
             for sig, handler in previous.items():
@@ -142,6 +178,9 @@ class Platform:
                 process.kill()
                 process.wait()
         self.processes.clear()
+        if self.fault_proxy is not None:  # after the services, which hold connections through it
+            self.fault_proxy.stop()
+            self.fault_proxy = None
         self.state_file.unlink(missing_ok=True)
 
     def _spawn(self, name: str) -> None:
@@ -160,7 +199,7 @@ class Platform:
         ]
         if self.options.access_log:
             command.append("--access-log")
-        self.processes[name] = subprocess.Popen(command, env=self.options.environment())
+        self.processes[name] = subprocess.Popen(command, env=self.options.environment(self._routes))
 
     def _restart(self, name: str, returncode: int | None, stop_requested: threading.Event) -> None:
         now = time.monotonic()
@@ -191,7 +230,7 @@ class Platform:
         raise ServeError(f"{name} was not ready at {url} within {READY_TIMEOUT_SECONDS:.0f} s")
 
     def _write_state(self) -> None:
-        state = {
+        state: dict[str, object] = {
             "pid": os.getpid(),
             "faults_enabled": self.options.enable_faults,
             "services": {
@@ -199,4 +238,71 @@ class Platform:
                 for name, process in self.processes.items()
             },
         }
+        if self.fault_proxy is not None:
+            state["fault_proxy"] = {"url": self.fault_proxy.url}
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+
+
+@dataclass
+class FaultProxyProcess:
+    """`python -m chaos.fault_proxy` beside the services: one proxy per link it carries, API on loopback."""
+
+    options: ServeOptions
+    process: subprocess.Popen[bytes] | None = None
+    listen: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.options.fault_proxy_port}"
+
+    def start(self, stop_requested: threading.Event) -> dict[str, str]:
+        """Start it and wait for its API; returns the environment that routes the services through it.
+
+        The first start lets the system pick each proxy's port; a restart asks for the same ones, so
+        services that already dial them need no restart.
+        """
+        _check_port_free("127.0.0.1", int(self.options.fault_proxy_port or 0), "the fault proxy")
+        links = self.options.proxied_links()
+        command = [sys.executable, "-m", "chaos.fault_proxy", "--port", str(self.options.fault_proxy_port)]
+        for name, (_, upstream) in links.items():
+            listen = self.listen.get(name, "127.0.0.1:0")
+            command += ["--proxy", f"{name}={upstream}@{listen}"]
+        self.process = subprocess.Popen(command)
+        self.listen = self._wait_ready(stop_requested)
+        routes: dict[str, str] = {}
+        for name, (variable, _) in links.items():
+            listen = self.listen[name]
+            if name == "payments":
+                routes[variable] = f"http://{listen}"
+            else:
+                routes[variable] = _through(self.options.environment()[variable], listen)
+        return routes
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def _wait_ready(self, stop_requested: threading.Event) -> dict[str, str]:
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline and not stop_requested.is_set():
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise ServeError(f"the fault proxy exited with code {self.process.returncode} while starting")
+            try:
+                answer = httpx.get(f"{self.url}/proxies", timeout=1.0)
+                if answer.status_code == 200:
+                    return {name: str(proxy["listen"]) for name, proxy in answer.json().items()}
+            except httpx.HTTPError:
+                pass
+            stop_requested.wait(0.1)
+        raise ServeError(f"the fault proxy was not ready at {self.url} within {READY_TIMEOUT_SECONDS:.0f} s")

@@ -20,7 +20,14 @@ EXPECTED = {
     "cpu-burn",
     "slow-dependency",
     "payments-error-burn",
+    "payments-flaky-network",
+    "database-link-down",
+    "lock-contention-market-open",
+    "connection-exhaustion",
+    "worker-freeze",
 }
+# Experiments that drive the fault proxy through chaostoolkit-toxiproxy also name its API.
+PROXY_CONFIGURATION = {"toxiproxy_url"}
 CONFIGURATION = {
     "data_dir",
     "prometheus_url",
@@ -51,7 +58,7 @@ def test_faults_have_a_ttl_and_rollbacks_clear_them(path: Path) -> None:
     experiment: dict[str, Any] = json.loads(path.read_text())
     providers = [activity["provider"] for activity in experiment["method"]]
     for provider in providers:
-        assert provider["type"] == "python" and provider["module"].startswith("chaos.")
+        assert provider["type"] == "python" and provider["module"].startswith(("chaos.", "chaostoxi."))
         if provider["func"] in ("inject_fault", "stop_database"):
             assert provider["arguments"]["ttl_seconds"] == "${fault_ttl_seconds}"
     rollbacks = {activity["provider"]["func"] for activity in experiment["rollbacks"]}
@@ -61,7 +68,10 @@ def test_faults_have_a_ttl_and_rollbacks_clear_them(path: Path) -> None:
     if any(provider["func"] == "start_background_load" for provider in providers):
         assert "stop_background_load" in rollbacks
     assert experiment["steady-state-hypothesis"]["probes"]
-    assert set(experiment["configuration"]) == CONFIGURATION
+    uses_proxy = any(provider["module"].startswith("chaostoxi.") for provider in providers)
+    assert set(experiment["configuration"]) == CONFIGURATION | (PROXY_CONFIGURATION if uses_proxy else set())
+    if uses_proxy:
+        assert "reset" in rollbacks  # every toxic removed and every proxy enabled, whatever the method reached
     ttl = experiment["configuration"]["fault_ttl_seconds"]
     assert ttl["env_var_type"] == "int" and 1 <= ttl["default"] <= 3600
 
