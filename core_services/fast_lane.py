@@ -13,7 +13,6 @@ exception handlers are the same for both.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +20,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core_services.http import parse_json_body
+from core_services.problems import Problem
 
 # The lane's answer, or None to hand the request to the route's FastAPI handler. It gets
 # the scope (path parameters included), the headers it asked for, and the JSON body if any.
@@ -116,21 +118,10 @@ def _headers(scope: Scope, wanted: frozenset[bytes], *, json: bool) -> dict[byte
     return found
 
 
-class _RepeatedKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise _RepeatedKey
-    return document
-
-
 def _json_object(body: bytes) -> dict[str, Any] | None:
-    """The body's JSON object; None for anything else, a key given twice included (FastAPI decides those)."""
+    """The body's JSON object; None for anything else (FastAPI answers those), refused bodies included."""
     try:
-        document = json.loads(body, object_pairs_hook=_unique_keys)
-    except ValueError:
+        document = parse_json_body(body)
+    except (ValueError, Problem):
         return None
     return document if isinstance(document, dict) else None

@@ -95,9 +95,11 @@ def configure_logging(service_name: str, level: int | str | None = None) -> logg
     root.addHandler(handler)
     if level is not None:
         root.setLevel(level)
+    others = set(root.handlers)  # a test runner's capture may sit on uvicorn's loggers too: it stays as it is
     for name in SERVER_LOGGERS:
         for server_handler in logging.getLogger(name).handlers:
-            server_handler.setFormatter(formatter)
+            if server_handler not in others:
+                server_handler.setFormatter(formatter)
     return handler
 
 
