@@ -32,6 +32,7 @@ from loadtests.capacity_plan import PLAN_FILE, CapacityPlan, CapacityPlanError, 
 from loadtests.capacity_plan import plan as capacity_plan
 from loadtests.gate import RULE_ZERO_FAILURES, GateError, GateResult, Thresholds, format_percent
 from loadtests.locust_process import LOCUSTFILE, LocustError, LocustProcess, LocustRun, Tick, collect, run_headless
+from loadtests.open_model import Timetable
 from loadtests.results import SCENARIO_DIR, RunParameters, RunSummary, write_summary
 from loadtests.samples import SAMPLES_FILE
 from loadtests.shapes import SHAPES, stages, users_at
@@ -56,6 +57,13 @@ def load(
     peak_users: Annotated[int, typer.Option(min=1, help="Concurrent users at the shape's peak")] = 50,
     duration: Annotated[str, typer.Option(help="Run length: seconds, or 90s, 10m, 1h")] = "60",
     user_rate: Annotated[float, typer.Option(help="Requests per second each user sends")] = 1.0,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Open model: requests/s offered on a timetable that does not wait for answers, "
+            "shared by --processes and scaled by --shape (instead of --peak-users' closed model)"
+        ),
+    ] = None,
     mix: Annotated[
         list[str] | None,
         typer.Option(help=f"Traffic mix: {', '.join(MIXES)}; with --find-capacity repeat it, or say all"),
@@ -117,6 +125,15 @@ def load(
         raise fail("--user-rate must be a positive number of requests per second")
     if web and find_capacity:
         raise fail("--web and --find-capacity exclude each other: the search needs headless runs")
+    if rate is not None:
+        if not (math.isfinite(rate) and rate > 0):
+            raise fail("--rate must be a positive number of requests per second")
+        if find_capacity:
+            raise fail("--rate and --find-capacity exclude each other: the search chooses its own rates")
+        try:
+            Timetable(rate, shape, float(seconds), processes)
+        except ValueError as exc:
+            raise fail(f"--rate {rate:g} with --shape {shape}: {exc}") from None
     try:
         thresholds = Thresholds.from_percent(p99_ms, availability)
     except GateError as exc:
@@ -135,7 +152,15 @@ def load(
             raise fail(f"{folder} already holds a run ({earlier}); give --out a new folder")
     target = _target(data_dir, payments_url, portfolio_url)
     base = RunParameters(
-        shape, peak_users, float(seconds), user_rate, mixes[0], processes, target.payments_url, target.portfolio_url
+        shape,
+        peak_users,
+        float(seconds),
+        user_rate,
+        mixes[0],
+        processes,
+        target.payments_url,
+        target.portfolio_url,
+        rate or 0.0,
     )
     if find_capacity:
         _capacity(base, mixes, target, folder, thresholds, float(step_seconds), first_rate, max_rate)
@@ -227,7 +252,13 @@ def _headless(spec: LocustRun, thresholds: Thresholds) -> None:
     run = spec.run
     plan = stages(run.shape, run.peak_users, run.duration_seconds)
 
+    timetable = run.timetable
+
     def phase(elapsed: float) -> str:
+        if timetable is not None:
+            return (
+                f"{run.shape}, {run.mix} mix: {timetable.share_at(elapsed) * run.rate:.0f} of {run.rate:g} requests/s"
+            )
         return f"{run.shape}, {run.mix} mix: {users_at(plan, elapsed):.0f} of {run.peak_users} users"
 
     with _progress() as bar:
@@ -244,7 +275,16 @@ def _headless(spec: LocustRun, thresholds: Thresholds) -> None:
             raise fail(str(exc), 2) from None
         except KeyboardInterrupt:
             raise fail(f"interrupted; Locust stopped (log in {spec.results / 'locust.log'})", 130) from None
-    print_gate(summary.gate, f"SLO gate: {run.shape}, {run.peak_users} peak users, {run.mix} mix")
+    load = f"{run.rate:g} requests/s (open model)" if timetable else f"{run.peak_users} peak users"
+    print_gate(summary.gate, f"SLO gate: {run.shape}, {load}, {run.mix} mix")
+    if summary.open_load is not None:
+        figures = summary.open_load
+        line = (
+            f"offered {figures.offered_rps:.1f} requests/s, achieved {figures.achieved_rps:.1f}; "
+            f"{figures.late_sends} of {figures.sends} sends late; p99 from the scheduled send "
+            f"{summary.gate.overall.p99_corrected_ms:.1f} ms (service time {summary.gate.overall.p99_ms:.1f} ms)"
+        )
+        console.print(line if figures.kept_up else f"[red]{line}[/red]")
     if summary.audit is None:
         console.print(f"[yellow]audit: none ({payment_audit.AUDIT_FILE} was not written; see locust.log)[/yellow]")
     else:
