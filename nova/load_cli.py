@@ -39,6 +39,7 @@ from loadtests.shapes import SHAPES, stages, users_at
 from loadtests.traffic import MIXES
 from nova.output import console, fail
 from slo.durations import parse_duration
+from slo.targets import suite_targets
 
 CAPACITY_FILE = "capacity.json"
 LOCUST_WEB_URL = "http://127.0.0.1:8089"
@@ -84,8 +85,12 @@ def load(
         float | None, typer.Option(help="First capacity step, requests/s (default: peak users x user rate)")
     ] = None,
     max_rate: Annotated[float, typer.Option(help="Highest rate the capacity search offers, requests/s")] = 2000.0,
-    p99_ms: Annotated[float, typer.Option(help="Gate: p99 latency must stay below this (ms)")] = 200.0,
-    availability: Annotated[float, typer.Option(help="Gate: availability must be at least this (%)")] = 99.99,
+    p99_ms: Annotated[
+        float | None, typer.Option(help="Gate: p99 latency must stay below this (ms; default: slo/specs, 200)")
+    ] = None,
+    availability: Annotated[
+        float | None, typer.Option(help="Gate: availability must be at least this (%; default: slo/specs, 99.99)")
+    ] = None,
     plan: Annotated[
         Path | None,
         typer.Option(
@@ -135,7 +140,11 @@ def load(
         except ValueError as exc:
             raise fail(f"--rate {rate:g} with --shape {shape}: {exc}") from None
     try:
-        thresholds = Thresholds.from_percent(p99_ms, availability)
+        targets = suite_targets()
+        thresholds = Thresholds.from_percent(
+            targets.latency_threshold_ms if p99_ms is None else p99_ms,
+            targets.availability_percent if availability is None else availability,
+        )
     except GateError as exc:
         raise fail(str(exc)) from None
     first_rate = start_rate if start_rate is not None else peak_users * user_rate
@@ -336,6 +345,8 @@ def print_gate(gate: GateResult, title: str) -> None:
         "after retries",
         "p50 ms",
         "p99 ms",
+        "p99 95% interval",
+        "error ratio <= (95%)",
         "max ms",
     )
     for column in columns:
@@ -360,6 +371,8 @@ def print_gate(gate: GateResult, title: str) -> None:
             format_percent(row.availability_after_retries),
             f"{row.p50_ms:.1f}",
             _flag(f"{row.p99_ms:.1f}", row.latency_ok),
+            f"{row.p99_low_ms:.0f}..{'inf' if row.p99_high_ms is None else f'{row.p99_high_ms:.0f}'}",
+            f"{row.error_ratio_upper_bound:.1e}",
             f"{row.max_ms:.1f}",
             rule,
             verdict,
