@@ -58,6 +58,14 @@ class LoadFigures:
     statuses: dict[str, int]  # HTTP status (or "no answer") -> attempts
     audit: dict[str, Any] | None  # loadtests' audit.json: acknowledged payments found, balances
     results_dir: str  # relative to the game-day folder
+    # The open model (rate > 0): what the timetable offered and the generator achieved over the
+    # load's own span, late sends, and the p99 from the scheduled send (coordinated-omission corrected).
+    # A closed-model load reports what it sent as both rates.
+    rate: float = 0.0
+    offered_rps: float = 0.0
+    achieved_rps: float = 0.0
+    late_sends: int = 0
+    p99_corrected_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,12 @@ class PhaseResult:
     ledger: dict[str, Any] | None = None  # GET /v1/ledger/verify after the phase
     checks: list[Check] = field(default_factory=list)
     journal: str | None = None  # relative path of the Chaos Toolkit journal
+    # Time to detect: per alert that fired ("<alert>/<severity>"), seconds from the fault's start to firing.
+    detection: dict[str, float] = field(default_factory=dict)
+    # Time to recover: seconds from the fault's end until the SLIs are back within objective for
+    # good (client side, 1 s steps); None without a fault, or when they never were within the phase.
+    recovery: float | None = None
+    aborted: str | None = None  # why the guardrail (--abort-budget) stopped the experiment, if it did
 
     @property
     def passed(self) -> bool:
@@ -120,6 +134,19 @@ class SeriesPoint:
     db_pool: float
 
 
+@dataclass(frozen=True)
+class LoadPlan:
+    """The load a game day offered, and where the figure came from (never a peak it did not offer)."""
+
+    rate: float  # requests/s every phase offered (0: the closed model)
+    asked: float  # --rate as given
+    capacity_rps: float | None = None  # measured capacity (calibration or --capacity)
+    capacity_share: float | None = None
+    capacity_source: str | None = None  # "calibration" or the capacity.json read
+    spike_rps: float | None = None  # the spike phase's peak (full game day)
+    note: str = ""
+
+
 @dataclass
 class GameDayResult:
     started: float
@@ -133,6 +160,7 @@ class GameDayResult:
     step_seconds: float = 5.0
     interrupted: bool = False
     error: str | None = None  # why the game day stopped early, if it did
+    load_plan: LoadPlan | None = None
 
     @property
     def passed(self) -> bool:
@@ -144,4 +172,6 @@ class GameDayResult:
         document["passed"] = self.passed
         for phase, entry in zip(self.phases, document["phases"], strict=True):
             entry["passed"] = phase.passed
+        document["time_to_detect"] = {phase.name: phase.detection for phase in self.phases if phase.fault}
+        document["time_to_recover"] = {phase.name: phase.recovery for phase in self.phases if phase.fault}
         return document

@@ -12,6 +12,8 @@ import pytest
 from chaos.gameday import game_day_scenario
 from chaos.gameday_evidence import Evidence, embedded_alerts, phase_results
 from chaos.gameday_model import BASELINE, Check, PhaseResult, SeriesPoint, Window
+from loadtests.gate import evaluate_gate
+from loadtests.results import RunParameters, RunSummary, write_summary
 from loadtests.samples import RequestSample, write_samples
 from slo.scraper import Row
 from slo.timeline import AlertInterval
@@ -45,17 +47,12 @@ def journal(runs: list[dict[str, Any]], before: bool = True, after: bool = True)
 
 
 def load_run(folder: Path, samples: list[RequestSample], audit_passed: bool = True, confirmed: int = 10) -> Path:
+    """A load run's folder as `nova load` leaves it: samples.csv and summary.json (through its typed home)."""
     folder.mkdir(parents=True, exist_ok=True)
     write_samples(folder / "samples.csv", samples)
-    overall = {
-        "requests": len(samples),
-        "failures": sum(s.failed for s in samples),
-        "availability": 1.0,
-        "availability_after_retries": 1.0,
-        "p99_ms": 40.0,
-    }
     audit = {"passed": audit_passed, "payments_acknowledged": 10, "payments_confirmed": confirmed, "lost": []}
-    (folder / "summary.json").write_text(json.dumps({"passed": True, "overall": overall, "audit": audit}))
+    parameters = RunParameters("steady", 10, 60.0, 1.0, "trading", 1, "http://p", "http://q")
+    write_summary(folder / "summary.json", RunSummary(evaluate_gate(samples), parameters, audit))
     return folder
 
 
