@@ -7,8 +7,9 @@ figures from the load run and server-side figures from the services' own metrics
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import types
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 BASELINE = "baseline"
 
@@ -166,6 +167,11 @@ class GameDayResult:
     def passed(self) -> bool:
         return not self.interrupted and self.error is None and all(phase.passed for phase in self.phases)
 
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> GameDayResult:
+        """report.json (`document()`) back as the objects it was written from."""
+        return result_from_json(document)
+
     def document(self) -> dict[str, Any]:
         """report.json: everything above, with each phase's and the day's verdict spelled out."""
         document = asdict(self)
@@ -175,3 +181,30 @@ class GameDayResult:
         document["time_to_detect"] = {phase.name: phase.detection for phase in self.phases if phase.fault}
         document["time_to_recover"] = {phase.name: phase.recovery for phase in self.phases if phase.fault}
         return document
+
+
+def result_from_json(document: dict[str, Any]) -> GameDayResult:
+    """report.json back as a `GameDayResult` (what `document()` wrote; keys it does not know are skipped,
+    fields it lacks take their defaults, so reports from older and newer game days both read)."""
+    built = _build(GameDayResult, document)
+    assert isinstance(built, GameDayResult)
+    return built
+
+
+def _build(kind: Any, value: Any) -> Any:
+    """`value` (parsed JSON) as the type `kind`: dataclasses, lists, dicts and optionals, recursively."""
+    if value is None:
+        return None
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        options = [option for option in get_args(kind) if option is not type(None)]
+        return _build(options[0], value) if len(options) == 1 else value
+    if origin is list:
+        return [_build(get_args(kind)[0], item) for item in value]
+    if origin is dict:
+        return {key: _build(get_args(kind)[1], item) for key, item in value.items()}
+    if isinstance(kind, type) and is_dataclass(kind):
+        hints = get_type_hints(kind)
+        known = {f.name for f in fields(kind) if f.init}
+        return kind(**{name: _build(hints[name], item) for name, item in value.items() if name in known})
+    return value

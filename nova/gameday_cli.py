@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 
 def gameday(
+    ctx: typer.Context,
     quick: Annotated[
         bool, typer.Option("--quick", help=f"The short game day (under 3 minutes): {', '.join(QUICK_EXPERIMENTS)}")
     ] = False,
@@ -97,6 +98,8 @@ def gameday(
     to recover (fault end to SLIs back within objective). Compare two game days with
     `nova gameday compare A B`.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     names = tuple(name.strip() for entry in experiments or () for name in entry.split(",") if name.strip())
     options = GameDayOptions(
         out=out or DEFAULT_DATA_DIR / "gameday" / time.strftime("%Y%m%d-%H%M%S"),
@@ -217,3 +220,48 @@ def _summary(result: GameDayResult) -> Table:
             _recovery(phase),
         )
     return table
+
+
+def compare(
+    a: Annotated[Path, typer.Argument(help="The earlier game day's folder (the reference)")],
+    b: Annotated[Path, typer.Argument(help="The later game day's folder (the one judged)")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write compare.html, compare.md and compare.json into this folder")
+    ] = None,
+) -> None:
+    """Compare two game days phase by phase: availability, p99 (Mann-Whitney U on the latency samples),
+    time to detect, time to recover, budget burned. Exit 1 when B is significantly worse than A."""
+    from chaos.gameday_compare import CompareError, compare_game_days, write_comparison
+
+    try:
+        comparison = compare_game_days(a, b)
+    except CompareError as exc:
+        raise fail(str(exc)) from None
+    if not comparison.phases:
+        raise fail(f"{a} and {b} have no phase in common")
+    table = Table(title=f"Game day comparison: A {a}, B {b}")
+    for column in ("phase", "failed A", "failed B", "p99 A ms", "p99 B ms", "U test p", "A12", "TTR A", "TTR B"):
+        table.add_column(column)
+    for phase in comparison.phases:
+        latency, availability = phase.latency, phase.availability
+        table.add_row(
+            f"[red]{phase.phase}[/red]" if phase.reasons else phase.phase,
+            f"{availability.failures_a}/{availability.requests_a}" if availability else "-",
+            f"{availability.failures_b}/{availability.requests_b}" if availability else "-",
+            f"{latency.p99_a_ms:.1f}" if latency else "-",
+            f"{latency.p99_b_ms:.1f}" if latency else "-",
+            f"{latency.p_value:.2g}" if latency else "-",
+            f"{latency.effect:.2f}" if latency else "-",
+            "-" if phase.recovery_a is None else f"{phase.recovery_a:.0f} s",
+            "-" if phase.recovery_b is None else f"{phase.recovery_b:.0f} s",
+        )
+    console.print(table)
+    if out is not None:
+        files = write_comparison(comparison, out)
+        console.print(f"comparison: {', '.join(str(path) for path in files)}")
+    if comparison.worse:
+        details = "; ".join(
+            f"{phase.phase}: {', '.join(phase.reasons)}" for phase in comparison.phases if phase.reasons
+        )
+        raise fail(f"B is significantly worse than A in {', '.join(comparison.worse_phases)} ({details})", 1)
+    console.print("[green]B is not significantly worse than A in any phase[/green]")
