@@ -126,16 +126,25 @@ class OpenLoad:
 
 
 def open_load(samples: Iterable[RequestSample], timetable: Timetable) -> OpenLoad:
-    """The open-model figures of a run's samples (those without a scheduled time are ignored)."""
-    first, last, sends, late = float("inf"), float("-inf"), 0, 0
+    """The open-model figures of a run's samples (those without a scheduled time are ignored).
+
+    Both rates are taken over the same window: from the first scheduled send to the last answer
+    (at most the timetable's length), so a run stopped early is judged on what its timetable
+    asked for until then, and a generator that fell behind (whose last sends never went out)
+    shows it as an achieved rate below the offered one.
+    """
+    first, answered, sends, late = float("inf"), float("-inf"), 0, 0
     for sample in samples:
-        if not sample.scheduled or sample.attempt != 1:
+        if not sample.scheduled:
+            continue
+        answered = max(answered, sample.timestamp + sample.millis / 1000.0)
+        if sample.attempt != 1:
             continue
         sends += 1
-        first, last = min(first, sample.scheduled), max(last, sample.scheduled)
+        first = min(first, sample.scheduled)
         late += sample.timestamp - sample.scheduled > LATE_SEND_SECONDS
-    offered = timetable.offered_rps()
-    # n sends on a regular timetable span n - 1 intervals; one more interval makes the rate exact.
-    span = (last - first) + (timetable.generators / offered if offered else 0.0) if sends else 0.0
-    achieved = sends / span if span > 0 else 0.0
-    return OpenLoad(timetable.rate, offered, achieved, sends, late)
+    if not sends:
+        return OpenLoad(timetable.rate, timetable.offered_rps(), 0.0, 0, 0)
+    window = min(max(answered - first, 1e-3), timetable.duration)
+    offered = sum(1 for _ in timetable.sends(until=window)) * timetable.generators / window
+    return OpenLoad(timetable.rate, offered, sends / window, sends, late)

@@ -272,8 +272,14 @@ def _headless(spec: LocustRun, thresholds: Thresholds) -> None:
 
     with _progress() as bar:
         task = bar.add_task(phase(0), total=run.duration_seconds)
+        interrupted = False
         try:
             code = run_headless(spec, _ticker(bar, task, run.duration_seconds, phase))
+        except KeyboardInterrupt:
+            # Locust is stopped the way the shape's end stops it, so what it measured is on disk:
+            # judge it (a game day's rollback interrupts a run that would otherwise leave no evidence).
+            interrupted, code = True, 130
+        try:
             bar.update(task, description="computing the SLO gate", completed=run.duration_seconds)
             summary, files = collect(spec, thresholds, code)
             audit = payment_audit.read_audit(spec.results)
@@ -281,6 +287,8 @@ def _headless(spec: LocustRun, thresholds: Thresholds) -> None:
                 summary = replace(summary, audit=audit)
                 write_summary(files.summary, summary)
         except (LocustError, GateError) as exc:
+            if interrupted:
+                raise fail(f"interrupted; Locust stopped (log in {spec.results / 'locust.log'})", 130) from None
             raise fail(str(exc), 2) from None
         except KeyboardInterrupt:
             raise fail(f"interrupted; Locust stopped (log in {spec.results / 'locust.log'})", 130) from None
@@ -303,6 +311,10 @@ def _headless(spec: LocustRun, thresholds: Thresholds) -> None:
         f"results in {spec.results} (summary.json, endpoints.csv, {SCENARIO_DIR}/, samples.csv, "
         f"{payment_audit.AUDIT_FILE})"
     )
+    if interrupted:
+        raise fail(
+            f"interrupted before the end of the run; what it measured is judged above and in {spec.results}", 130
+        )
     _verdict(summary)
 
 
