@@ -24,20 +24,20 @@ from __future__ import annotations
 import logging
 import os
 import random
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import gevent  # type: ignore[import-untyped]
-import gevent.local  # type: ignore[import-untyped]
 import gevent.pool  # type: ignore[import-untyped]
 from locust import FastHttpUser, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpSession
 from locust.exception import StopUser
 
+from loadtests.arrivals import play, scheduled_at
 from loadtests.audit import BOOK
 from loadtests.open_model import Timetable
 from loadtests.samples import CONNECTION_FAILED
@@ -78,8 +78,6 @@ DEFAULT_USER_RATE = 1.0
 OPEN_MODEL_CUSTOMERS_PER_KIND = 8
 OPEN_MODEL_CONNECTIONS = 1000
 IN_FLIGHT_GRACE_SECONDS = 5.0
-# The scheduled send time of the operation the current greenlet runs (open model only).
-SCHEDULE = gevent.local.local()
 
 
 class Answer(NamedTuple):
@@ -157,7 +155,7 @@ class ApiSession:
             headers=headers,
             json=body,
             catch_response=True,
-            context={"attempt": attempt, "scheduled": getattr(SCHEDULE, "at", 0.0)},
+            context={"attempt": attempt, "scheduled": scheduled_at()},
         ) as response:
             status = response.status_code or CONNECTION_FAILED
             if status == CONNECTION_FAILED:
@@ -482,30 +480,18 @@ class Arrivals(FastHttpUser):
     @task
     def offer(self) -> None:
         """Play the timetable to its end, then wait to be stopped (the shape ends the run)."""
-        start = time.time()
         kinds = [row[0] for row in self.steps]
         steps = [row[1] for row in self.steps]
         weights = [row[2] for row in self.steps]
-        for offset in self.timetable.sends():
-            due = start + offset
-            pause = due - time.time()
-            if pause > 0:
-                gevent.sleep(pause)
+
+        def choose() -> Callable[[], None]:
             index = random.choices(range(len(steps)), weights)[0]
             customer = random.choice(self.customers[kinds[index]])
-            self.in_flight.spawn(self._send, due, customer, steps[index])
+            return partial(steps[index], customer)
+
+        play(self.timetable, choose, self.in_flight)
         while True:
             gevent.sleep(60.0)
-
-    @staticmethod
-    def _send(due: float, customer: NovaUser, step: Step) -> None:
-        SCHEDULE.at = due
-        try:
-            step(customer)
-        except StopUser:
-            pass
-        except Exception:  # one send's bug must not stop the timetable; its requests are already recorded
-            log.exception("an open-model send failed")
 
     def on_stop(self) -> None:
         in_flight = getattr(self, "in_flight", None)
