@@ -324,7 +324,10 @@ class GameDay:
         )
         command = [
             str(_chaos_binary()), "--log-file", str(journal.with_suffix(".log")),
-            "run", "--journal-path", str(journal), str(EXPERIMENTS_DIR / f"{name}.json"),
+            "run", "--journal-path", str(journal),
+            # Rollbacks also when interrupted (the guardrail, Ctrl-C): faults cleared, load stopped and judged.
+            "--rollback-strategy", "always",
+            str(EXPERIMENTS_DIR / f"{name}.json"),
         ]  # fmt: skip
         guard = self._guard()
         self._chaos = chaos = OwnedProcess("chaos run", command, self.options.out / "logs" / f"chaos-{name}.log", env)
