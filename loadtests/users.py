@@ -77,7 +77,7 @@ DEFAULT_USER_RATE = 1.0
 # requests still in flight when the run ends get to finish.
 OPEN_MODEL_CUSTOMERS_PER_KIND = 8
 OPEN_MODEL_CONNECTIONS = 1000
-IN_FLIGHT_GRACE_SECONDS = 5.0
+IN_FLIGHT_GRACE_SECONDS = 2.0
 
 
 class Answer(NamedTuple):
