@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 def gameday(
     ctx: typer.Context,
     quick: Annotated[
-        bool, typer.Option("--quick", help=f"The short game day (under 4 minutes at 250 requests/s): {', '.join(QUICK_EXPERIMENTS)}")
+        bool,
+        typer.Option(
+            "--quick", help=f"The short game day (under 4 minutes at 250 requests/s): {', '.join(QUICK_EXPERIMENTS)}"
+        ),
     ] = False,
     experiments: Annotated[
         list[str] | None,
