@@ -31,7 +31,7 @@ from typing import Any
 import gevent  # type: ignore[import-untyped]
 from locust import LoadTestShape, events
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import STATE_INIT, WorkerRunner
 
 from loadtests import recording
 from loadtests.shapes import SHAPES, stage_at, stages
@@ -129,8 +129,13 @@ def _end_the_run_on_sigterm(environment: Environment) -> None:
     def end_the_run() -> None:
         handler.cancel()
         shape = runner.shape_greenlet
-        if shape is None or shape.dead:  # not started (or over): nothing to save, so SIGTERM does what it does
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if shape is None or shape.dead:
+            if runner.state != STATE_INIT:
+                # The shape is over and the test is stopping: its samples and audit are being
+                # written. Let it finish; a second SIGTERM (this handler is gone) ends it at once.
+                log.info("SIGTERM: the run is already ending, writing what it measured")
+                return
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not started: nothing to save
             os.kill(os.getpid(), signal.SIGTERM)
             return
         log.info("SIGTERM: ending the run")
