@@ -63,6 +63,7 @@ STEP_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 20.0
 CHAOS_ROLLBACK_SECONDS = 60.0
+LOAD_GRACE_SECONDS = 120.0
 
 
 @dataclass
@@ -294,7 +295,8 @@ class GameDay:
         self._loads[name] = Path(state["out"])
         pid = int(state["pid"])
         try:
-            self._wait(lambda: actions.is_background_load(pid), float(seconds) + 60.0)
+            # nova load's own bound: the run, Locust's start and stop (samples, the audit), its grace.
+            self._wait(lambda: actions.is_background_load(pid), float(seconds) + LOAD_GRACE_SECONDS)
         finally:
             actions.stop_background_load(str(self.options.data_dir))
 
