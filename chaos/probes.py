@@ -202,7 +202,8 @@ def background_load_verdict(
     summary = Path(state["out"]) / "summary.json"
     deadline = time.monotonic() + wait_seconds
     # Until the run has ended: `nova load` writes summary.json, then adds the payment audit to it.
-    while (not summary.exists() or is_background_load(int(state["pid"]))) and time.monotonic() < deadline:
+    # A run that ended without one (it could not start, say) has nothing more to write: no waiting.
+    while is_background_load(int(state["pid"])) and time.monotonic() < deadline:
         time.sleep(0.5)
     results = load_results(str(summary))
     if check == "gate":
