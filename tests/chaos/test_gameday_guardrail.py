@@ -8,6 +8,7 @@ payments-error-burn (5% of payments answered 500, 500 times the 99.99% budget) u
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -79,10 +80,15 @@ def test_the_experiment_is_stopped_within_seconds_of_crossing_the_cap(
     fault, window = phase["fault"], phase["window"]
     stopped = fault["end"]
     assert stopped - fault["start"] < PLANNED_FAULT_SECONDS  # cut short, not played to its end
+    # The guard's own reading when it stopped: just past the cap, not a multiple of it.
+    burned = float(re.search(r"burned ([0-9.]+)% of its 30-day", phase["aborted"]).group(1))  # type: ignore[union-attr]
+    assert CAP_PERCENT < burned <= 3 * CAP_PERCENT, phase["aborted"]
+    # The client's own records tell the same story (the guard reads the servers' counters, which
+    # count a failure before its answer reaches the client; a few events apart at this cap).
     samples = list(read_samples(out / phase["load"]["results_dir"] / "samples.csv"))
     crossed = _crossing(samples, window["start"])
-    assert crossed is not None and crossed <= stopped
-    assert stopped - crossed <= 5.0, f"stopped {stopped - crossed:.1f} s after the cap was crossed"
+    if crossed is not None:
+        assert stopped - crossed <= 5.0, f"stopped {stopped - crossed:.1f} s after the cap was crossed"
 
 
 def test_the_fault_is_cleared_when_the_guardrail_stops_it(
@@ -90,7 +96,11 @@ def test_the_fault_is_cleared_when_the_guardrail_stops_it(
 ) -> None:
     _done, out = guarded
     phase = _phase(out)
+    journal = json.loads((out / "journals" / f"{EXPERIMENT}.json").read_text())
+    rollbacks = {entry["activity"]["name"]: entry["status"] for entry in journal.get("rollbacks") or []}
+    assert rollbacks == {"stop-background-load": "succeeded", "clear-all-faults": "succeeded"}
+    for service in ("payments", "portfolio"):  # what the services themselves read their faults from
+        assert json.loads((out / "platform" / "faults" / f"{service}.json").read_text())["faults"] == {}
     samples = list(read_samples(out / phase["load"]["results_dir"] / "samples.csv"))
     after = [s for s in samples if s.timestamp > phase["fault"]["end"] + 1.0]
-    assert after, "the load ran on after the guardrail (its rollback stops it)"
     assert not [s for s in after if s.status == 500 and s.endpoint not in PORTFOLIO_ENDPOINTS]
