@@ -153,14 +153,22 @@ def start_background_load(
     duration: str = "60",
     user_rate: float = 1.0,
     mix: str = "trading",
-    p99_ms: float = 200.0,
-    availability_percent: float = 99.99,
+    p99_ms: float | None = None,
+    availability_percent: float | None = None,
     out: str | None = None,
+    rate: float | str = 0.0,
 ) -> dict[str, Any]:
     """Start `python -m nova load ...` detached; its PID and results folder go to `<data-dir>/chaos-load.json`.
 
-    Refuses if a load started this way is still running. Returns `{"pid", "out", "log"}`.
+    `rate` above 0 offers that many requests/s on the open model's timetable (`nova load --rate`),
+    scaled by `shape`; 0 runs `peak_users` closed-model users. The gate's limits default to the
+    suite's targets (slo/specs). Refuses if a load started this way is still running.
+    Returns `{"pid", "out", "log"}`.
     """
+    try:
+        offered = float(rate)  # Chaos Toolkit hands configuration over as text
+    except ValueError:
+        raise LoadError(f"rate must be a number of requests/s, not {rate!r}") from None
     folder = Path(data_dir)
     pid_file = folder / LOAD_PID_FILE
     previous = _read_load_state(pid_file)
@@ -177,10 +185,14 @@ def start_background_load(
         "--duration", str(duration),
         "--user-rate", str(user_rate),
         "--mix", mix,
-        "--p99-ms", str(p99_ms),
-        "--availability", str(availability_percent),
         "--out", str(results),
     ]  # fmt: skip
+    if p99_ms is not None:
+        command += ["--p99-ms", str(p99_ms)]
+    if availability_percent is not None:
+        command += ["--availability", str(availability_percent)]
+    if offered > 0:
+        command += ["--rate", repr(offered)]
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

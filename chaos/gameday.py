@@ -36,13 +36,18 @@ import numpy as np
 from chaos import actions, live_metrics, probes
 from chaos.errors import ChaosError
 from chaos.gameday_evidence import Evidence, embedded_alerts, phase_results
-from chaos.gameday_model import BASELINE, GameDayResult, PhaseResult, SeriesPoint, Window
+from chaos.gameday_load import plan_load
+from chaos.gameday_model import BASELINE, GameDayResult, LoadPlan, PhaseResult, SeriesPoint, Window
 from chaos.gameday_plan import (
     EXPERIMENTS_DIR,
+    RATE_SHAPE,
+    SPIKE,
+    SPIKE_SECONDS,
     GameDayError,
     GameDayOptions,
     check_options,
 )
+from chaos.guardrail import POLL_SECONDS, BudgetGuard
 from chaos.monitoring import MonitoringStack, find_binaries
 from chaos.platform import find_platform
 from chaos.process_faults import thaw_workers
@@ -57,6 +62,7 @@ STEP_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 20.0
 CHAOS_ROLLBACK_SECONDS = 60.0
+LOAD_GRACE_SECONDS = 120.0
 
 
 @dataclass
@@ -103,6 +109,8 @@ class GameDay:
         self._ledgers: dict[str, dict[str, Any] | None] = {}
         self._platform_rows: list[Row] = []
         self._current: tuple[int, str, float] = (0, "starting", time.time())
+        self._aborted: dict[str, tuple[float, str]] = {}  # phase -> (when, why) the guardrail stopped it
+        self._plan = LoadPlan(rate=options.rate, asked=options.rate)
 
     # -- the day -------------------------------------------------------------------------------
 
@@ -120,10 +128,14 @@ class GameDay:
                 cleanup.callback(self._stop_monitoring)
                 self._start_monitoring()
                 cleanup.callback(self._leave_no_fault)
+                self._plan = self.result.load_plan = plan_load(self.options, self._urls(), self._calibration_out())
                 try:
                     with self._scraping():
                         self._phase(1, BASELINE, self._baseline)
-                        for index, name in enumerate(self.options.chosen, start=2):
+                        for index, name in enumerate(self.options.load_phases, start=2):
+                            self._phase(index, name, partial(self._load_phase, name))
+                        first = 2 + len(self.options.load_phases)
+                        for index, name in enumerate(self.options.chosen, start=first):
                             self._phase(index, name, partial(self._experiment, name))
                 finally:
                     # Interrupted or failed, the phases that ran are still evidence worth keeping.
@@ -155,6 +167,8 @@ class GameDay:
         timing = self.options.timing
         if name == BASELINE:
             return float(timing.baseline)
+        if name == SPIKE:
+            return float(SPIKE_SECONDS)
         return float(timing.load_seconds(self._fault_seconds(name)) + 10)
 
     def _fault_seconds(self, name: str) -> int:
@@ -265,20 +279,35 @@ class GameDay:
     # -- phases --------------------------------------------------------------------------------
 
     def _baseline(self) -> None:
-        timing = self.options.timing
+        self._run_load(BASELINE, self._shape(), self._plan.rate, self.options.timing.baseline)
+
+    def _load_phase(self, name: str) -> None:
+        """A phase of load alone: the full game day's spike to ten times the rate (or to capacity)."""
+        self._run_load(name, SPIKE, self._plan.spike_rps or 0.0, SPIKE_SECONDS)
+
+    def _run_load(self, name: str, shape: str, rate: float, seconds: int) -> None:
         state = actions.start_background_load(
             str(self.options.data_dir),
-            shape="market_open",
-            peak_users=timing.load_users,
-            duration=str(timing.baseline),
-            out=str(self.options.out / "load" / BASELINE),
+            shape=shape,
+            peak_users=self.options.timing.load_users,
+            rate=rate,
+            duration=str(seconds),
+            out=str(self.options.out / "load" / name),
         )
-        self._loads[BASELINE] = Path(state["out"])
+        self._loads[name] = Path(state["out"])
         pid = int(state["pid"])
         try:
-            self._wait(lambda: actions.is_background_load(pid), float(timing.baseline) + 60.0)
+            # nova load's own bound: the run, Locust's start and stop (samples, the audit), its grace.
+            self._wait(lambda: actions.is_background_load(pid), float(seconds) + LOAD_GRACE_SECONDS)
         finally:
             actions.stop_background_load(str(self.options.data_dir))
+
+    def _shape(self) -> str:
+        """At a rate every phase holds it; the closed model keeps its market-open users."""
+        return RATE_SHAPE if self._plan.rate > 0 else "market_open"
+
+    def _calibration_out(self) -> Path:
+        return self.options.out / "load" / "calibration"
 
     def _experiment(self, name: str) -> None:
         timing = self.options.timing
@@ -295,28 +324,58 @@ class GameDay:
             NOVA_CHAOS_FAULT_SECONDS=str(fault),
             NOVA_CHAOS_RECOVERY_SECONDS=str(timing.recovery),
             NOVA_CHAOS_FAULT_TTL_SECONDS=str(fault + 120),
+            NOVA_CHAOS_LOAD_RATE=repr(self._plan.rate),
+            NOVA_CHAOS_LOAD_SHAPE=self._shape(),
         )
         command = [
             str(_chaos_binary()), "--log-file", str(journal.with_suffix(".log")),
-            "run", "--journal-path", str(journal), str(EXPERIMENTS_DIR / f"{name}.json"),
+            "run", "--journal-path", str(journal),
+            # Rollbacks also when interrupted (the guardrail, Ctrl-C): faults cleared, load stopped and judged.
+            "--rollback-strategy", "always",
+            str(EXPERIMENTS_DIR / f"{name}.json"),
         ]  # fmt: skip
+        guard = self._guard()
         self._chaos = chaos = OwnedProcess("chaos run", command, self.options.out / "logs" / f"chaos-{name}.log", env)
         try:
-            self._wait(lambda: chaos.running, self._expected(name) + 300.0)
+            self._wait(lambda: chaos.running, self._expected(name) + 300.0, guard)
+        except _BudgetSpent as spent:
+            self._aborted[name] = (time.time(), spent.reason)
+            self._abort(chaos)
         finally:
             chaos.stop(signal.SIGINT, CHAOS_ROLLBACK_SECONDS)  # as Ctrl-C: chaos still runs its rollbacks
             self._chaos = None
 
-    def _wait(self, running: Callable[[], bool], timeout: float) -> None:
+    def _guard(self) -> BudgetGuard | None:
+        if self.options.abort_budget is None:
+            return None
+        guard = BudgetGuard(self._urls(), self.options.abort_budget)
+        guard.start()
+        return guard
+
+    def _abort(self, chaos: OwnedProcess) -> None:
+        """The guardrail tripped: faults off now (before chaos's own rollbacks, which also run), then stop chaos."""
+        data_dir = str(self.options.data_dir)
+        for step in (actions.clear_all_faults, actions.start_database):
+            with suppress(ChaosError, OSError, httpx.HTTPError):
+                step(data_dir)
+        chaos.stop(signal.SIGINT, CHAOS_ROLLBACK_SECONDS)  # as Ctrl-C: its rollbacks stop the load, clear faults
+
+    def _wait(self, running: Callable[[], bool], timeout: float, guard: BudgetGuard | None = None) -> None:
         index, name, start = self._current
         expected = self._expected(name)
-        phases = 1 + len(self.options.chosen)
+        phases = 1 + len(self.options.load_phases) + len(self.options.chosen)
+        checked = time.monotonic()
         while running():
             elapsed = time.time() - start
             if elapsed > timeout:
                 raise GameDayError(f"{name} did not finish within {timeout:.0f} s")
             self.progress(Progress(name, index, phases, elapsed, expected, self._live()))
-            time.sleep(0.5)
+            time.sleep(0.25 if guard is not None else 0.5)
+            if guard is not None and time.monotonic() - checked >= POLL_SECONDS:
+                checked = time.monotonic()
+                reason = guard.check()
+                if reason is not None:
+                    raise _BudgetSpent(reason)
         self.progress(Progress(name, index, phases, expected, expected, self._live()))
 
     def _live(self) -> dict[str, dict[str, float]]:
@@ -377,8 +436,10 @@ class GameDay:
             alerts=alerts,
             notifications=notifications,
             ended=end,
+            aborted=self._aborted,
         )
-        self.result.phases = phase_results(evidence, [BASELINE, *self.options.chosen])
+        names = [BASELINE, *self.options.load_phases, *self.options.chosen]
+        self.result.phases = phase_results(evidence, names)
         for phase in self.result.phases:
             phase.fault_kind = self.options.fault_kind(phase.name)
         write_scenario(self.options.out / "scenario", game_day_scenario(self._platform_rows, self.result.phases))
@@ -409,6 +470,14 @@ def game_day_scenario(rows: Sequence[Row], phases: Sequence[PhaseResult]) -> Sce
             breach = first_breach(scenario, phase.fault.start, end)
             scenario.incidents.append(Incident(phase.name, round(phase.fault.start), breach, round(end)))
     return scenario
+
+
+class _BudgetSpent(Exception):
+    """The guardrail's cap was crossed during an experiment (`reason` says by what)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @contextmanager

@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,14 @@ from chaos.gameday_model import (
     SLIFigures,
     Window,
 )
+from chaos.gameday_plan import SPIKE
 from chaos.journal import experiment_outcome
-from loadtests.samples import CONNECTION_FAILED, read_samples
+from loadtests.results import ResultsError, read_summary
+from loadtests.samples import CONNECTION_FAILED, RequestSample, read_samples
+from slo.confidence import availability_bound
 from slo.evaluator import SLOModel, evaluate_counts
 from slo.spec import SLO, SUITE_SPECS, LatencySLI, load_specs
+from slo.targets import suite_targets
 from slo.timeline import AlertInterval
 
 FAULT_STARTS = (
@@ -55,13 +60,18 @@ FAULT_ENDS = (
     *("clear_fault", "clear_all_faults", "start_database", "start_postgresql"),
     *("delete_toxic", "enable_proxy", "reset", "thaw_workers", "release_database_faults"),
 )
-AVAILABILITY_OBJECTIVE = 0.9999
+AVAILABILITY_OBJECTIVE = float(suite_targets().availability)  # slo/specs: 99.99%
+LATENCY_THRESHOLD_MS = suite_targets().latency_threshold_ms  # slo/specs: 200 ms
 RECOVERY_LIMIT_SECONDS = 5.0
 PAGE_GRACE_SECONDS = 60.0  # a page that fires this soon after the fault ended still belongs to it
 WORKER_KILL = "worker-kill-under-load"
 DB_OUTAGE = "db-outage"
 SUSTAINED_ERRORS = "payments-error-burn"
 PAYMENTS_AVAILABILITY = "payments-availability"
+LOAD_PHASE_TITLES = {
+    BASELINE: "Baseline: the game day's load, no fault",
+    SPIKE: "Spike: a burst to ten times the rate (or to the measured capacity), no fault",
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,9 @@ class Evidence:
     alerts: Sequence[tuple[AlertInterval, str]]  # (interval, sloth_id)
     notifications: Sequence[Any] = ()  # chaos.monitoring.Notification
     ended: float = 0.0
+    aborted: Mapping[str, tuple[float, str]] = field(
+        default_factory=dict
+    )  # phase -> (when, why) the guardrail stopped it
 
 
 def phase_results(evidence: Evidence, names: Sequence[str]) -> list[PhaseResult]:
@@ -110,9 +123,9 @@ def embedded_alerts(series: Mapping[str, list[SeriesPoint]], step_seconds: float
 def _phase(evidence: Evidence, name: str) -> PhaseResult:
     window = evidence.windows[name]
     journal = _read_json(evidence.journals[name]) if name in evidence.journals else None
-    if name == BASELINE:
+    if name not in evidence.journals:  # a phase of load alone: the baseline, the full game day's spike
         title, status, reason, fault, hypothesis, load_dir = (
-            "Baseline: market-open load, no fault",
+            LOAD_PHASE_TITLES.get(name, name),
             "passed",
             "",
             None,
@@ -125,6 +138,12 @@ def _phase(evidence: Evidence, name: str) -> PhaseResult:
         fault = _fault_window(journal)
         hypothesis = _hypothesis(journal)
         load_dir = _load_dir(journal)
+    aborted = evidence.aborted.get(name)
+    if aborted is not None:
+        # Stopped by the guardrail: the fault ended when it was cleared, unless the method had cleared it.
+        status, reason = "aborted", aborted[1]
+        if fault is not None and not _fault_cleared(journal):
+            fault = Window(fault.start, max(fault.start, aborted[0]))
     load = _load_figures(evidence.out, load_dir)
     alerts, already = _alerts(evidence, window, fault)
     phase = PhaseResult(
@@ -140,6 +159,9 @@ def _phase(evidence: Evidence, name: str) -> PhaseResult:
         alerts=alerts,
         already_firing=already,
         recovery_seconds=_recovery(load_dir, fault) if fault else None,
+        recovery=time_to_recover(_samples(load_dir), fault, LATENCY_THRESHOLD_MS) if fault and load_dir else None,
+        detection=_detection(alerts),
+        aborted=aborted[1] if aborted else None,
         ledger=evidence.ledgers.get(name),
         journal=str(evidence.journals[name].relative_to(evidence.out)) if name in evidence.journals else None,
     )
@@ -198,6 +220,10 @@ def _fault_window(journal: dict[str, Any] | None) -> Window | None:
     return Window(_when(starts[0]["start"]), _when(last["end"]))
 
 
+def _fault_cleared(journal: dict[str, Any] | None) -> bool:
+    return any(_func(run) in FAULT_ENDS for run in _runs(journal))
+
+
 def _load_dir(journal: dict[str, Any] | None) -> Path | None:
     for run in _runs(journal):
         if _func(run) == "start_background_load" and isinstance(run.get("output"), dict):
@@ -213,27 +239,41 @@ def _probe_output(journal: dict[str, Any] | None, func: str) -> Any:
 
 
 def _load_figures(out: Path, folder: Path | None) -> LoadFigures | None:
-    summary = _read_json(folder / "summary.json") if folder else None
-    if folder is None or summary is None:
+    if folder is None:
         return None
-    overall = summary["overall"]
+    try:
+        summary = read_summary(folder)
+    except ResultsError:
+        return None
+    overall = summary.gate.overall
     statuses = Counter(
-        "no answer" if sample.status == CONNECTION_FAILED else str(sample.status)
-        for sample in read_samples(folder / "samples.csv")
+        "no answer" if sample.status == CONNECTION_FAILED else str(sample.status) for sample in _samples(folder)
     )
     return LoadFigures(
-        requests=int(overall["requests"]),
-        failures=int(overall["failures"]),
-        availability=float(overall["availability"]),
-        availability_after_retries=float(overall["availability_after_retries"]),
-        p99_ms=float(overall["p99_ms"]),
-        gate_passed=bool(summary["passed"]),
+        requests=overall.requests,
+        failures=overall.failures,
+        availability=overall.availability,
+        availability_after_retries=overall.availability_after_retries,
+        p99_ms=overall.p99_ms,
+        gate_passed=summary.passed,
         statuses=dict(sorted(statuses.items())),
-        audit=summary.get("audit"),
+        audit=summary.audit,
         results_dir=str(folder.resolve().relative_to(out.resolve()))
         if folder.resolve().is_relative_to(out.resolve())
         else str(folder),
+        rate=summary.run.rate,
+        offered_rps=summary.offered_rps,
+        achieved_rps=summary.achieved_rps,
+        late_sends=summary.open_load.late_sends if summary.open_load else 0,
+        p99_corrected_ms=overall.p99_corrected_ms,
     )
+
+
+@lru_cache(maxsize=4)
+def _samples(folder: Path) -> list[RequestSample]:
+    """A load run's samples, read once for every figure taken from them."""
+    path = folder / "samples.csv"
+    return list(read_samples(path)) if path.exists() else []
 
 
 def _recovery(folder: Path | None, fault: Window) -> float | None:
@@ -241,11 +281,47 @@ def _recovery(folder: Path | None, fault: Window) -> float | None:
     if folder is None or not (folder / "samples.csv").exists():
         return None
     last = fault.end
-    for sample in read_samples(folder / "samples.csv"):
+    for sample in _samples(folder):
         finished = sample.timestamp + sample.millis / 1000.0
         if sample.failed and finished > last:
             last = finished
     return last - fault.end
+
+
+def time_to_recover(samples: Sequence[RequestSample], fault: Window, threshold_ms: float) -> float | None:
+    """Seconds from the fault's end until the SLIs are back within objective for good; None if never.
+
+    The load's requests after the fault, by the second they were answered in: a second is within
+    objective when none failed and its p99 is under the latency threshold. Recovery is the end of
+    the last second that was not, counted from the fault's end (0 when none was); None when the
+    load's last second still was not (the platform had not recovered when the phase ended).
+    """
+    after = [s for s in samples if s.timestamp + s.millis / 1000.0 > fault.end]
+    if not after:
+        return None
+    seconds: dict[int, list[RequestSample]] = {}
+    for sample in after:
+        seconds.setdefault(int(sample.timestamp + sample.millis / 1000.0 - fault.end), []).append(sample)
+    bad = [
+        second
+        for second, group in seconds.items()
+        if any(s.failed for s in group)
+        or float(np.percentile([s.millis for s in group], 99, method="higher")) >= threshold_ms
+    ]
+    if not bad:
+        return 0.0
+    if max(bad) == max(seconds):
+        return None
+    return float(max(bad) + 1)
+
+
+def _detection(alerts: Sequence[AlertFiring]) -> dict[str, float]:
+    """Time to detect per alert: the first firing of each after the fault began."""
+    found: dict[str, float] = {}
+    for alert in alerts:
+        if alert.delay_seconds is not None and alert.delay_seconds >= 0:
+            found.setdefault(f"{alert.alert}/{alert.severity}", alert.delay_seconds)
+    return found
 
 
 def _slis(evidence: Evidence, window: Window) -> list[SLIFigures]:
@@ -323,6 +399,11 @@ def _checks(phase: PhaseResult, journal: dict[str, Any] | None) -> list[Check]:
         )
         checks.append(_availability_check(load))
         return checks
+    if phase.fault is None and phase.journal is None:  # the spike: load alone, judged on what must hold anyway
+        checks.append(_audit_check(load))
+        return checks
+    if phase.aborted is not None:
+        checks.append(Check("within the error-budget guardrail", False, phase.aborted))
     checks.append(
         Check("steady-state hypothesis held", phase.status == "passed", phase.reason or "before and after: met")
     )
@@ -350,13 +431,14 @@ def _ledger_check(phase: PhaseResult) -> Check:
 
 
 def _availability_check(load: LoadFigures | None) -> Check:
-    name = "customers saw >= 99.99% after retries"
+    name = f"customers saw >= {AVAILABILITY_OBJECTIVE:.2%} after retries"
     if load is None:
         return Check(name, False, "no load-run summary")
     ok = load.availability_after_retries >= AVAILABILITY_OBJECTIVE
+    bound = availability_bound(load.requests, load.failures, AVAILABILITY_OBJECTIVE)
     detail = (
         f"{load.availability_after_retries:.4%} of operations succeeded after retries "
-        f"({load.availability:.4%} of {load.requests} attempts)"
+        f"({load.availability:.4%} of {load.requests} attempts); attempts: {bound.statement()}"
     )
     return Check(name, ok, detail)
 
@@ -367,11 +449,14 @@ def _audit_check(load: LoadFigures | None) -> Check:
     if not audit:
         return Check(name, False, "the load run has no payment audit")
     acknowledged = int(audit.get("payments_acknowledged", 0))
+    # Every payment is looked up up to a sample's size (every payer's balance covers the rest).
+    looked_up = int(audit.get("payments_looked_up", acknowledged))
     confirmed = int(audit.get("payments_confirmed", 0))
     mismatches = len(audit.get("balance_mismatches") or [])
-    ok = bool(audit.get("passed")) and acknowledged > 0 and confirmed == acknowledged
+    ok = bool(audit.get("passed")) and acknowledged > 0 and confirmed == looked_up
+    sample = f" (a sample of {acknowledged} acknowledged)" if looked_up < acknowledged else " acknowledged"
     detail = (
-        f"{confirmed} of {acknowledged} acknowledged payments found, {len(audit.get('lost') or [])} lost; "
+        f"{confirmed} of {looked_up} payments looked up{sample} found, {len(audit.get('lost') or [])} lost; "
         f"{audit.get('accounts_checked', 0)} balances checked, {mismatches} wrong; "
         f"{audit.get('payments_reconciled', 0)} unknown outcomes reconciled by replaying their key, "
         f"{audit.get('payments_unknown', 0)} still unknown"

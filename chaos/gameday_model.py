@@ -7,8 +7,9 @@ figures from the load run and server-side figures from the services' own metrics
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import types
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 BASELINE = "baseline"
 
@@ -58,6 +59,14 @@ class LoadFigures:
     statuses: dict[str, int]  # HTTP status (or "no answer") -> attempts
     audit: dict[str, Any] | None  # loadtests' audit.json: acknowledged payments found, balances
     results_dir: str  # relative to the game-day folder
+    # The open model (rate > 0): what the timetable offered and the generator achieved over the
+    # load's own span, late sends, and the p99 from the scheduled send (coordinated-omission corrected).
+    # A closed-model load reports what it sent as both rates.
+    rate: float = 0.0
+    offered_rps: float = 0.0
+    achieved_rps: float = 0.0
+    late_sends: int = 0
+    p99_corrected_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,12 @@ class PhaseResult:
     checks: list[Check] = field(default_factory=list)
     journal: str | None = None  # relative path of the Chaos Toolkit journal
     fault_kind: str | None = None  # in-app flag | network proxy | database | process (None: baseline)
+    # Time to detect: per alert that fired ("<alert>/<severity>"), seconds from the fault's start to firing.
+    detection: dict[str, float] = field(default_factory=dict)
+    # Time to recover: seconds from the fault's end until the SLIs are back within objective for
+    # good (client side, 1 s steps); None without a fault, or when they never were within the phase.
+    recovery: float | None = None
+    aborted: str | None = None  # why the guardrail (--abort-budget) stopped the experiment, if it did
 
     @property
     def passed(self) -> bool:
@@ -121,6 +136,19 @@ class SeriesPoint:
     db_pool: float
 
 
+@dataclass(frozen=True)
+class LoadPlan:
+    """The load a game day offered, and where the figure came from (never a peak it did not offer)."""
+
+    rate: float  # requests/s every phase offered (0: the closed model)
+    asked: float  # --rate as given
+    capacity_rps: float | None = None  # measured capacity (calibration or --capacity)
+    capacity_share: float | None = None
+    capacity_source: str | None = None  # "calibration" or the capacity.json read
+    spike_rps: float | None = None  # the spike phase's peak (full game day)
+    note: str = ""
+
+
 @dataclass
 class GameDayResult:
     started: float
@@ -134,10 +162,16 @@ class GameDayResult:
     step_seconds: float = 5.0
     interrupted: bool = False
     error: str | None = None  # why the game day stopped early, if it did
+    load_plan: LoadPlan | None = None
 
     @property
     def passed(self) -> bool:
         return not self.interrupted and self.error is None and all(phase.passed for phase in self.phases)
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> GameDayResult:
+        """report.json (`document()`) back as the objects it was written from."""
+        return result_from_json(document)
 
     def document(self) -> dict[str, Any]:
         """report.json: everything above, with each phase's and the day's verdict spelled out."""
@@ -145,4 +179,33 @@ class GameDayResult:
         document["passed"] = self.passed
         for phase, entry in zip(self.phases, document["phases"], strict=True):
             entry["passed"] = phase.passed
+        document["time_to_detect"] = {phase.name: phase.detection for phase in self.phases if phase.fault}
+        document["time_to_recover"] = {phase.name: phase.recovery for phase in self.phases if phase.fault}
         return document
+
+
+def result_from_json(document: dict[str, Any]) -> GameDayResult:
+    """report.json back as a `GameDayResult` (what `document()` wrote; keys it does not know are skipped,
+    fields it lacks take their defaults, so reports from older and newer game days both read)."""
+    built = _build(GameDayResult, document)
+    assert isinstance(built, GameDayResult)
+    return built
+
+
+def _build(kind: Any, value: Any) -> Any:
+    """`value` (parsed JSON) as the type `kind`: dataclasses, lists, dicts and optionals, recursively."""
+    if value is None:
+        return None
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        options = [option for option in get_args(kind) if option is not type(None)]
+        return _build(options[0], value) if len(options) == 1 else value
+    if origin is list:
+        return [_build(get_args(kind)[0], item) for item in value]
+    if origin is dict:
+        return {key: _build(get_args(kind)[1], item) for key, item in value.items()}
+    if isinstance(kind, type) and is_dataclass(kind):
+        hints = get_type_hints(kind)
+        known = {f.name for f in fields(kind) if f.init}
+        return kind(**{name: _build(hints[name], item) for name, item in value.items() if name in known})
+    return value

@@ -6,6 +6,7 @@ importing what runs one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,14 @@ SHORT_FAULTS: dict[str, tuple[int | None, int | None]] = {
     DB_OUTAGE: (DB_OUTAGE_SECONDS, DB_OUTAGE_SECONDS),
     "payments-flaky-network": (10, None),
 }
+# The case study's peak: what a game day offers (open model) unless told otherwise.
+PEAK_RATE = 250.0
+RATE_SHAPE = "steady"  # at a rate, every phase holds it (the closed model plays market_open)
+# The full game day's own load phase: a burst to ten times the rate in the middle of a steady base
+# (`loadtests.shapes`' spike_10x), capped at the measured capacity when there is one.
+SPIKE = "spike_10x"
+SPIKE_FACTOR = 10
+SPIKE_SECONDS = 60
 
 
 # The method's own steps (probes, the pauses between worker kills) run a little past the timings.
@@ -92,6 +101,10 @@ class GameDayOptions:
     portfolio_db: str | None = None
     workers: int = 2
     prometheus: bool = True  # use Prometheus and Alertmanager when installed
+    rate: float = PEAK_RATE  # requests/s every phase offers (open model); 0: the closed model of load_users
+    capacity_share: float | None = None  # offer this share of the measured capacity instead of `rate`
+    capacity_file: Path | None = None  # capacity.json (nova load --find-capacity); None: calibrate at the start
+    abort_budget: float | None = None  # percent of the 30-day error budget an experiment may burn
 
     @property
     def timing(self) -> Timing:
@@ -118,6 +131,11 @@ class GameDayOptions:
     def data_dir(self) -> Path:
         return self.out / "platform"
 
+    @property
+    def load_phases(self) -> tuple[str, ...]:
+        """Phases that are load only, run after the baseline: the full game day's spike."""
+        return () if self.quick or self.experiments else (SPIKE,)
+
 
 def available_experiments() -> list[str]:
     return sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.json"))
@@ -141,3 +159,16 @@ def check_options(options: GameDayOptions) -> None:
             raise GameDayError(f"a database URL must be postgresql://..., not {url.split('://')[0]}://...")
     if (options.payments_db is None) != (options.portfolio_db is None):
         raise GameDayError("give both --payments-db and --portfolio-db, or neither (SQLite)")
+    if not (math.isfinite(options.rate) and options.rate >= 0):
+        raise GameDayError(f"--rate must be 0 (closed model) or a positive number of requests/s, not {options.rate}")
+    share = options.capacity_share
+    if share is not None and not (math.isfinite(share) and 0 < share <= 10):
+        raise GameDayError(f"--capacity-share must be above 0 and at most 10 (a share of capacity), not {share}")
+    if options.capacity_file is not None:
+        if share is None:
+            raise GameDayError("--capacity is read for --capacity-share: give both")
+        if not options.capacity_file.is_file():
+            raise GameDayError(f"--capacity {options.capacity_file}: no such file")
+    budget = options.abort_budget
+    if budget is not None and not (math.isfinite(budget) and 0 < budget <= 100):
+        raise GameDayError(f"--abort-budget must be a percent above 0 and at most 100, not {budget}")

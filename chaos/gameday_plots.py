@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 
 import matplotlib
 import numpy as np
@@ -34,15 +35,16 @@ from slo.plots import (
     _severity_colour,
     format_time,
 )
+from slo.targets import suite_targets
 
 __all__ = ["ERROR_BUDGET", "GAMEDAY_PLOT_KINDS", "LATENCY_THRESHOLD_MS", "PAGE_ERROR_RATIO", "render_plots"]
 
 GAMEDAY_PLOT_KINDS = ("traffic", "error-ratio", "latency", "alerts")
-# Written exactly (1 - 0.9999 is 0.00009999999999998899): the 99.99% objective's error budget,
-# and the error ratio at which the 14.4x page (1h & 5m) fires.
-ERROR_BUDGET = 0.0001
-PAGE_ERROR_RATIO = 0.00144
-LATENCY_THRESHOLD_MS = 200.0
+# The targets of slo/specs, the budget written exactly (1 - 0.9999 is 0.00009999999999998899): the
+# availability objective's error budget, and the error ratio at which the 14.4x page (1h & 5m) fires.
+ERROR_BUDGET = float(1 - suite_targets().availability)
+PAGE_ERROR_RATIO = float((1 - suite_targets().availability) * Decimal("14.4"))
+LATENCY_THRESHOLD_MS = suite_targets().latency_threshold_ms
 _RATIO_FLOOR = 0.00001  # a step without errors is drawn here: zero has no place on a log axis
 SERVICE_COLOURS = {"payments": "#0969da", "portfolio": "#8250df"}
 _OTHER_SERVICE_COLOURS = ("#1a7f37", "#9a6700", "#57606a", "#bf3989")

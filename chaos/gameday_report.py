@@ -222,9 +222,70 @@ def _facts(result: GameDayResult) -> list[tuple[str, str]]:
         ("Machine", result.machine),
         ("Phases", f"{sum(p.passed for p in result.phases)}/{len(result.phases)} passed"),
     ]
+    if result.load_plan is not None:
+        facts.append(("Load", _plan_text(result)))
     if result.error is not None:
         facts.append(("Stopped by", result.error))
     return facts
+
+
+def _plan_text(result: GameDayResult) -> str:
+    """What the game day offered, and where the figure came from; never a peak it did not offer."""
+    plan = result.load_plan
+    if plan is None:
+        return ""
+    if plan.rate <= 0:
+        text = "closed model (market-open users)"
+    else:
+        text = f"{plan.rate:g} requests/s offered in every phase (open model)"
+    if plan.capacity_rps is not None:
+        text += (
+            f"; {plan.capacity_share:g} of the measured capacity {plan.capacity_rps:.0f} requests/s "
+            f"({plan.capacity_source})"
+        )
+    if plan.spike_rps:
+        text += f"; spike phase to {plan.spike_rps:g} requests/s"
+    return text + (f"; {plan.note}" if plan.note else "")
+
+
+PEAK_HEAD = (
+    "Phase",
+    "Offered req/s",
+    "Achieved req/s",
+    "Late sends",
+    "p99 (service time)",
+    "p99 from scheduled send",
+    "Time to detect",
+    "Time to recover",
+    "Stopped by the guardrail",
+)
+
+
+def _peak_rows(result: GameDayResult) -> list[list[str]]:
+    """Per phase: the load offered and achieved, the two p99s, TTD per alert and TTR (plain text cells)."""
+    rows = []
+    for phase in result.phases:
+        load = phase.load
+        detection = ", ".join(f"{alert} {seconds:.0f} s" for alert, seconds in phase.detection.items())
+        if phase.fault is None:
+            detection, recovery = "no fault", "no fault"
+        else:
+            detection = detection or "no alert fired"
+            recovery = "not within the phase" if phase.recovery is None else f"{phase.recovery:.0f} s"
+        rows.append(
+            [
+                phase.name,
+                f"{load.offered_rps:.1f}" if load else "—",
+                f"{load.achieved_rps:.1f}" if load else "—",
+                str(load.late_sends) if load else "—",
+                _ms(load.p99_ms) if load else "—",
+                _ms(load.p99_corrected_ms) if load else "—",
+                detection,
+                recovery,
+                phase.aborted or "—",
+            ]
+        )
+    return rows
 
 
 # --- HTML -----------------------------------------------------------------------------------------
@@ -256,6 +317,10 @@ def _html(result: GameDayResult, slugs: Sequence[str], plots: Sequence[RenderedP
 <dl class="meta">{facts}</dl>
 </header>
 <main>
+<section class="peak" id="peak">
+<h2>Load, time to detect and time to recover</h2>
+{_table(PEAK_HEAD, [_html_row(row) for row in _peak_rows(result)], "No phase ran.", numeric=(1, 2, 3, 4, 5))}
+</section>
 <nav class="toc" aria-labelledby="summary-title">
 <h2 id="summary-title">Phases</h2>
 <div class="scroll"><table class="overview">
@@ -486,6 +551,10 @@ section.phase table.facts td{white-space:normal;overflow-wrap:anywhere}
 # --- Markdown -------------------------------------------------------------------------------------
 
 
+def _html_row(cells: Sequence[str]) -> str:
+    return "<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in cells) + "</tr>"
+
+
 def _md_anchor(slug: str) -> str:
     return "phase-" + slug.lower()
 
@@ -496,6 +565,9 @@ def _markdown(
     _, verdict = _verdict(result)
     out = [f"# Game day {verdict}", ""]
     out += [f"- **{_md(k)}:** {_md(v)}" for k, v in _facts(result)]
+    out += ["", "## Load, time to detect and time to recover", ""]
+    rows = _peak_rows(result)
+    out.append(_md_table(list(PEAK_HEAD), [[_md(cell) for cell in row] for row in rows]) if rows else "No phase ran.")
     out += ["", "## Phases", ""]
     if result.phases:
         out.append(

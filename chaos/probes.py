@@ -24,11 +24,13 @@ from chaos.actions import LOAD_PID_FILE, is_background_load
 from chaos.errors import ProbeError
 from chaos.live_metrics import WindowTotals, metrics_file, window_totals
 from chaos.platform import HTTP_TIMEOUT, find_platform
+from loadtests.results import ResultsError, read_summary
 from slo.durations import parse_duration
 from slo.errors import SourceError
 from slo.prometheus_api import PrometheusAPI
 from slo.rules import ratio_expr
 from slo.spec import SLO, SUITE_SPECS, load_specs
+from slo.targets import suite_targets
 
 # The windows the generated rules record (`slo:sli_error:ratio_rate<window>`); others are computed.
 RECORDED_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")
@@ -145,26 +147,25 @@ def write_during_outage(data_dir: str = ".nova") -> dict[str, Any]:
 def load_results(path: str) -> dict[str, Any]:
     """A finished `nova load` run (its folder or `summary.json`): overall availability (0..1) over every
     attempt and after retries, p99, the gate's verdict and the payment audit's."""
-    summary = Path(path)
-    if summary.is_dir():
-        summary = summary / "summary.json"
     try:
-        document = json.loads(summary.read_text())
-        overall = document["overall"]
-        return {
-            "passed": bool(document["passed"]),
-            "availability": float(overall["availability"]),
-            "availability_after_retries": float(overall["availability_after_retries"]),
-            "p99_ms": float(overall["p99_ms"]),
-            "requests": int(overall["requests"]),
-            "failures": int(overall["failures"]),
-            "breaches": list(document.get("breaches", [])),
-            "audit_passed": bool(document["audit"]["passed"]),
-        }
-    except FileNotFoundError:
-        raise ProbeError(f"{summary}: no such file; has the load run finished?") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ProbeError(f"{summary}: not a load-run summary ({exc!r})") from None
+        summary = read_summary(Path(path))
+    except ResultsError as exc:
+        if "no such file" in str(exc):
+            raise ProbeError(f"{exc}; has the load run finished?") from None
+        raise ProbeError(str(exc)) from None
+    overall = summary.gate.overall
+    return {
+        "passed": summary.passed,
+        "availability": overall.availability,
+        "availability_after_retries": overall.availability_after_retries,
+        "p99_ms": overall.p99_ms,
+        "requests": overall.requests,
+        "failures": overall.failures,
+        "breaches": summary.breaches,
+        "audit_passed": bool(summary.audit and summary.audit.get("passed")),
+        "offered_rps": summary.offered_rps,
+        "achieved_rps": summary.achieved_rps,
+    }
 
 
 LOAD_CHECKS = ("gate", "availability_after_retries", "p99", "audit")
@@ -174,8 +175,8 @@ def background_load_verdict(
     data_dir: str = ".nova",
     check: str = "gate",
     wait_seconds: float = 120.0,
-    availability: float = 0.9999,
-    p99_ms: float = 200.0,
+    availability: float | None = None,
+    p99_ms: float | None = None,
 ) -> bool:
     """Whether the load `actions.start_background_load` ran last holds `check`:
 
@@ -183,6 +184,7 @@ def background_load_verdict(
     * `availability_after_retries`: at least `availability` of operations succeeded after the
       client's retries (what a customer sees);
     * `p99`: the p99 over every attempt stayed strictly below `p99_ms`;
+      (`availability` and `p99_ms` default to the suite's targets in slo/specs: 99.99%, 200 ms)
     * `audit`: every acknowledged payment exists and every audited balance adds up (none lost,
       none duplicated).
 
@@ -200,16 +202,19 @@ def background_load_verdict(
     summary = Path(state["out"]) / "summary.json"
     deadline = time.monotonic() + wait_seconds
     # Until the run has ended: `nova load` writes summary.json, then adds the payment audit to it.
-    while (not summary.exists() or is_background_load(int(state["pid"]))) and time.monotonic() < deadline:
+    # A run that ended without one (it could not start, say) has nothing more to write: no waiting.
+    while is_background_load(int(state["pid"])) and time.monotonic() < deadline:
         time.sleep(0.5)
     results = load_results(str(summary))
     if check == "gate":
         return bool(results["passed"])
     if check == "audit":
         return bool(results["audit_passed"])
+    targets = suite_targets()
     if check == "p99":
-        return float(results["p99_ms"]) < p99_ms
-    return float(results["availability_after_retries"]) >= availability
+        return float(results["p99_ms"]) < (targets.latency_threshold_ms if p99_ms is None else p99_ms)
+    objective = float(targets.availability) if availability is None else availability
+    return float(results["availability_after_retries"]) >= objective
 
 
 def _embedded(data_dir: str, service: str, window: str) -> WindowTotals:

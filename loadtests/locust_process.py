@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtests.gate import Thresholds, evaluate_gate
+from loadtests.open_model import open_load
 from loadtests.processes import OwnedProcess, free_ports, log_tail
 from loadtests.results import ResultFiles, RunParameters, RunSummary, write_results
 from loadtests.samples import SAMPLES_FILE, SERVICES_FILE, read_samples, read_service_samples
@@ -72,6 +73,8 @@ class LocustRun:
             "--nova-results",
             str(self.results),
         ]
+        if self.run.rate > 0:
+            command += ["--rate", _number(self.run.rate)]
         if self.run.processes > 1:
             # The forked workers reach their master on loopback; a port of its own (not Locust's
             # 5557 on every interface) lets several runs share a machine and keeps the port private.
@@ -148,5 +151,8 @@ def collect(
     if warmup_seconds > 0 and samples:
         cutoff = min(s.timestamp for s in samples) + warmup_seconds
         judged = [s for s in samples if s.timestamp >= cutoff]
-    summary = RunSummary(evaluate_gate(judged, thresholds), spec.run)
+    timetable = spec.run.timetable
+    summary = RunSummary(
+        evaluate_gate(judged, thresholds), spec.run, open_load=open_load(samples, timetable) if timetable else None
+    )
     return summary, write_results(spec.results, summary, samples, services)

@@ -8,6 +8,8 @@ Options besides Locust's own (the contract `nova load` starts Locust with):
     --peak-users N         the most users the shape runs at once
     --duration SECONDS     the shape's total length; the run stops by itself at the end
     --user-rate R          requests a second per user, so the offered load is about users x R
+    --rate R               open model: R requests/s on a timetable, shared by the Locust processes and
+                           scaled by --shape; users are then not started (--peak-users is ignored)
     --mix NAME             trading | payments | read_heavy: the weights of the user classes
     --nova-results DIR     where samples.csv, services.csv and audit.json are written when the test stops
 
@@ -29,7 +31,7 @@ from typing import Any
 import gevent  # type: ignore[import-untyped]
 from locust import LoadTestShape, events
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import STATE_INIT, WorkerRunner
 
 from loadtests import recording
 from loadtests.shapes import SHAPES, stage_at, stages
@@ -38,12 +40,14 @@ from loadtests.users import (  # Locust runs the user classes it finds in this m
     DEFAULT_PAYMENTS_URL,
     DEFAULT_PORTFOLIO_URL,
     USER_CLASSES,
+    Arrivals,
     PayingCustomer,
     PortfolioViewer,
     Trader,
+    generators,
 )
 
-__all__ = ["NamedShape", "PayingCustomer", "PortfolioViewer", "Trader"]
+__all__ = ["Arrivals", "NamedShape", "PayingCustomer", "PortfolioViewer", "Trader"]
 
 log = logging.getLogger("nova.load")
 
@@ -72,6 +76,9 @@ def add_options(parser: Any, **_kwargs: Any) -> None:
     parser.add_argument("--user-rate", type=_positive(float), default=1.0, help="requests a second per user")
     parser.add_argument("--mix", choices=tuple(MIXES), default="trading", help="user mix (default trading)")
     parser.add_argument(
+        "--rate", type=float, default=0.0, help="open model: requests/s on a timetable (default 0: closed model)"
+    )
+    parser.add_argument(
         "--nova-results",
         default=None,
         help="folder for samples.csv, services.csv and audit.json (none: nothing recorded or audited)",
@@ -89,8 +96,12 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
         stages(options.shape, options.peak_users, options.duration)
     except ValueError as exc:
         sys.exit(f"loadtests/locustfile.py: {exc}")
+    if options.rate < 0 or options.rate != options.rate:
+        sys.exit(f"loadtests/locustfile.py: --rate must be 0 (closed model) or above, not {options.rate}")
+    open_model = options.rate > 0
     for user_class in USER_CLASSES:
-        user_class.weight = weights.get(user_class.__name__, 0)
+        user_class.weight = 0 if open_model else weights.get(user_class.__name__, 0)
+    Arrivals.weight = 1 if open_model else 0
     if not isinstance(environment.runner, WorkerRunner):
         # The master decides who runs; a worker keeps every class, whatever mix it was started with.
         environment.user_classes[:] = [cls for cls in environment.user_classes if cls.weight > 0]
@@ -118,8 +129,13 @@ def _end_the_run_on_sigterm(environment: Environment) -> None:
     def end_the_run() -> None:
         handler.cancel()
         shape = runner.shape_greenlet
-        if shape is None or shape.dead:  # not started (or over): nothing to save, so SIGTERM does what it does
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if shape is None or shape.dead:
+            if runner.state != STATE_INIT:
+                # The shape is over and the test is stopping: its samples and audit are being
+                # written. Let it finish; a second SIGTERM (this handler is gone) ends it at once.
+                log.info("SIGTERM: the run is already ending, writing what it measured")
+                return
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not started: nothing to save
             os.kill(os.getpid(), signal.SIGTERM)
             return
         log.info("SIGTERM: ending the run")
@@ -133,11 +149,18 @@ def _end_the_run_on_sigterm(environment: Environment) -> None:
 
 
 class NamedShape(LoadTestShape):
-    """Plays the shape named by --shape for --peak-users over --duration seconds, then ends the run."""
+    """Plays the shape named by --shape for --peak-users over --duration seconds, then ends the run.
+
+    With --rate the shape scales the generators' timetables instead, and the run holds one
+    `Arrivals` generator per Locust process for --duration seconds.
+    """
 
     def tick(self) -> tuple[int, float] | None:
         assert self.runner is not None and self.runner.environment.parsed_options is not None
         options = self.runner.environment.parsed_options
         elapsed = float(self.get_run_time())  # type: ignore[no-untyped-call]
+        if options.rate > 0:
+            count = generators(options)
+            return (count, float(count)) if elapsed < options.duration else None
         stage = stage_at(stages(options.shape, options.peak_users, options.duration), elapsed)
         return None if stage is None else (stage.users, stage.spawn_rate)

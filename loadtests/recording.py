@@ -99,7 +99,10 @@ def sample_of(name: str, start_time: float, response_time: float, response: Any,
     """The sample of one Locust `request` event."""
     status = int(getattr(response, "status_code", 0) or CONNECTION_FAILED)
     attempt = context.get("attempt", 1) if isinstance(context, dict) else 1
-    return RequestSample(float(start_time), endpoint_of(name), status, float(response_time), int(attempt))
+    scheduled = context.get("scheduled", 0.0) if isinstance(context, dict) else 0.0
+    return RequestSample(
+        float(start_time), endpoint_of(name), status, float(response_time), int(attempt), float(scheduled or 0.0)
+    )
 
 
 class _WorkerRecorder:
@@ -209,8 +212,11 @@ class _RunRecorder:
         self.audits[msg.node_id] = document if isinstance(document, dict) else None
 
     def _keep(self, rows: Iterable[Any] | None) -> None:
-        for timestamp, endpoint, status, millis, attempt in rows or ():
-            self.spool.add(RequestSample(float(timestamp), str(endpoint), int(status), float(millis), int(attempt)))
+        for timestamp, endpoint, status, millis, attempt, *scheduled in rows or ():
+            when = float(scheduled[0]) if scheduled else 0.0
+            self.spool.add(
+                RequestSample(float(timestamp), str(endpoint), int(status), float(millis), int(attempt), when)
+            )
 
     def on_test_start(self, **_kwargs: Any) -> None:
         self.spool.clear()

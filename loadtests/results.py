@@ -33,6 +33,7 @@ import numpy as np
 
 from loadtests import audit as payment_audit
 from loadtests.gate import OVERALL, EndpointFigures, GateResult, Thresholds, exact_percentile
+from loadtests.open_model import OpenLoad, Timetable
 from loadtests.samples import RequestSample, ServiceSample
 from slo.scenario import STEP_SECONDS, Scenario, ScenarioSLO, write_scenario
 
@@ -76,24 +77,52 @@ class RunParameters:
     processes: int
     payments_url: str
     portfolio_url: str
+    rate: float = 0.0  # open model: requests/s at the shape's peak (0: the closed model of peak_users)
+
+    @property
+    def timetable(self) -> Timetable | None:
+        """The open model's timetable of the run, None for a closed-model run."""
+        if self.rate <= 0:
+            return None
+        return Timetable(self.rate, self.shape, self.duration_seconds, self.processes)
 
 
 @dataclass(frozen=True)
 class RunSummary:
+    """summary.json: its one typed home (`to_json`/`from_json`, `read_summary`/`write_summary`)."""
+
     gate: GateResult
     run: RunParameters
     audit: dict[str, Any] | None = None  # audit.json's document, if the run was audited
+    open_load: OpenLoad | None = None  # the open model's offered and achieved rates (--rate runs)
 
     @property
     def passed(self) -> bool:
-        """The gate passed, and the payment audit (if any) found nothing lost or duplicated."""
-        return self.gate.passed and (self.audit is None or bool(self.audit.get("passed")))
+        """The gate passed, the generators kept up, and the payment audit (if any) found nothing lost or duplicated."""
+        kept_up = self.open_load is None or self.open_load.kept_up
+        return self.gate.passed and kept_up and (self.audit is None or bool(self.audit.get("passed")))
 
     @property
     def breaches(self) -> list[str]:
-        """The gate's breaches, then the audit's; empty iff the run passed."""
-        found = payment_audit.breach(self.audit)
-        return [*self.gate.breaches, *([found] if found else [])]
+        """The gate's breaches, then the generator's and the audit's; empty iff the run passed."""
+        found = [payment_audit.breach(self.audit), self.open_load.breach() if self.open_load else None]
+        return [*self.gate.breaches, *[text for text in found if text]]
+
+    @property
+    def offered_rps(self) -> float:
+        """Requests/s offered: the timetable's (open model), else what was sent (closed model)."""
+        return self.open_load.offered_rps if self.open_load else self.gate.overall.requests_per_second
+
+    @property
+    def achieved_rps(self) -> float:
+        return self.open_load.achieved_rps if self.open_load else self.gate.overall.requests_per_second
+
+    def to_json(self) -> dict[str, Any]:
+        return summary_document(self)
+
+    @classmethod
+    def from_json(cls, document: Any, source: str = "summary.json") -> RunSummary:
+        return summary_from_document(document, source)
 
 
 @dataclass(frozen=True)
@@ -136,6 +165,10 @@ def summary_document(summary: RunSummary) -> dict[str, Any]:
         "overall": _figures_document(gate.overall),
         "endpoints": [_figures_document(row) for row in gate.endpoints],
         "audit": summary.audit,
+        "offered_rps": summary.offered_rps,
+        "achieved_rps": summary.achieved_rps,
+        "late_sends": summary.open_load.late_sends if summary.open_load else 0,
+        "open_load": summary.open_load.to_json() if summary.open_load else None,
     }
 
 
@@ -152,6 +185,11 @@ def read_summary(folder: Path) -> RunSummary:
         raise ResultsError(f"{path}: no such file") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not JSON ({exc})") from None
+    return summary_from_document(document, str(path))
+
+
+def summary_from_document(document: Any, path: str) -> RunSummary:
+    """A summary.json document as the objects it was written from; ResultsError naming `path` if it is not one."""
     if not isinstance(document, dict) or document.get("format") != SUMMARY_FORMAT:
         raise ResultsError(f"{path}: not a load-run summary (format {SUMMARY_FORMAT})")
     try:
@@ -164,7 +202,13 @@ def read_summary(folder: Path) -> RunSummary:
             float(document["ended"]),
         )
         audit = document.get("audit")
-        return RunSummary(gate, RunParameters(**document["run"]), audit if isinstance(audit, dict) else None)
+        open_load = document.get("open_load")
+        return RunSummary(
+            gate,
+            RunParameters(**document["run"]),
+            audit if isinstance(audit, dict) else None,
+            OpenLoad.from_json(open_load) if isinstance(open_load, dict) else None,
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise ResultsError(f"{path}: incomplete summary ({exc!r})") from None
 

@@ -25,15 +25,21 @@ import logging
 import os
 import random
 import uuid
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import gevent  # type: ignore[import-untyped]
+import gevent.pool  # type: ignore[import-untyped]
 from locust import FastHttpUser, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpSession
 from locust.exception import StopUser
 
+from loadtests.arrivals import play, scheduled_at
 from loadtests.audit import BOOK
+from loadtests.open_model import Timetable
 from loadtests.samples import CONNECTION_FAILED
 from loadtests.traffic import (
     ACCOUNT,
@@ -49,6 +55,7 @@ from loadtests.traffic import (
     Endpoint,
     RetryPolicy,
     admin_token,
+    mix_weights,
     new_trace_id,
     request_name,
     should_retry,
@@ -65,6 +72,12 @@ SYMBOLS = ("NOVA", "ACME", "GLBX", "INIT", "ORBT", "QNTM", "VRTX", "ZEPH", "HELX
 DEFAULT_PAYMENTS_URL = "http://127.0.0.1:8001"
 DEFAULT_PORTFOLIO_URL = "http://127.0.0.1:8002"
 DEFAULT_USER_RATE = 1.0
+# The open model (`Arrivals`): customers of each kind each generator signs up, the connections one of
+# them may hold open per service (a slow service must never hold a send back), and how long the
+# requests still in flight when the run ends get to finish.
+OPEN_MODEL_CUSTOMERS_PER_KIND = 8
+OPEN_MODEL_CONNECTIONS = 1000
+IN_FLIGHT_GRACE_SECONDS = 2.0
 
 
 class Answer(NamedTuple):
@@ -142,7 +155,7 @@ class ApiSession:
             headers=headers,
             json=body,
             catch_response=True,
-            context={"attempt": attempt},
+            context={"attempt": attempt, "scheduled": scheduled_at()},
         ) as response:
             status = response.status_code or CONNECTION_FAILED
             if status == CONNECTION_FAILED:
@@ -403,3 +416,90 @@ class PortfolioViewer(NovaUser):
 
 
 USER_CLASSES: tuple[type[NovaUser], ...] = (PayingCustomer, Trader, PortfolioViewer)
+
+
+Step = Callable[..., Any]
+
+
+def open_model_steps(mix: dict[str, int]) -> list[tuple[type[NovaUser], Step, float]]:
+    """Each task of each user class in `mix`, weighted so the open model sends the closed model's mix.
+
+    In the closed model every user does one task at a time at the same pace, so a class sends in
+    proportion to its weight, and shares it among its tasks by their `@task` weights.
+    """
+    steps = []
+    for user_class in USER_CLASSES:
+        weight = mix.get(user_class.__name__, 0)
+        tasks = Counter(user_class.tasks)
+        total = sum(tasks.values())
+        for step, count in tasks.items():
+            if weight and total and callable(step):
+                steps.append((user_class, step, weight * count / total))
+    return steps
+
+
+class Arrivals(FastHttpUser):
+    """One generator of the open model (`--rate`; one per Locust process): signs up a few customers
+    of each kind in the mix, then sends on its `Timetable`, each send a greenlet of its own running
+    one task of one of those customers, whether or not earlier sends have been answered."""
+
+    weight = 1  # the locustfile turns it off without --rate (Locust drops classes of weight 0 at start)
+    host = DEFAULT_PAYMENTS_URL
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        self.timetable = Timetable(
+            float(options.rate), str(options.shape), float(options.duration), generators(options)
+        )
+        self.in_flight = gevent.pool.Group()
+        self.steps = open_model_steps(mix_weights(str(options.mix)))
+        self.customers = self._sign_up({cls for cls, _step, _weight in self.steps})
+        self.steps = [row for row in self.steps if self.customers.get(row[0])]
+        if not self.steps:
+            log.error("no customer could be signed up: nothing to send")
+            raise StopUser()
+
+    def _sign_up(self, kinds: set[type[NovaUser]]) -> dict[type[NovaUser], list[NovaUser]]:
+        """OPEN_MODEL_CUSTOMERS_PER_KIND customers of each kind, signed up at once (each as a user would)."""
+        signing: list[tuple[type[NovaUser], NovaUser, Any]] = []
+        for kind in kinds:
+            # A subclass only for the open model: many requests at once share one customer's connections.
+            # Its host is this generator's: Locust sets --host only on the classes it runs.
+            attributes = {"concurrency": OPEN_MODEL_CONNECTIONS, "abstract": True, "host": self.host}
+            pooled = type(kind.__name__, (kind,), attributes)
+            for _ in range(OPEN_MODEL_CUSTOMERS_PER_KIND):
+                customer = pooled(self.environment)
+                signing.append((kind, customer, self.in_flight.spawn(customer.on_start)))
+        self.in_flight.join()
+        ready: dict[type[NovaUser], list[NovaUser]] = {}
+        for kind, customer, greenlet in signing:
+            if greenlet.successful():
+                ready.setdefault(kind, []).append(customer)
+        return ready
+
+    @task
+    def offer(self) -> None:
+        """Play the timetable to its end, then wait to be stopped (the shape ends the run)."""
+        kinds = [row[0] for row in self.steps]
+        steps = [row[1] for row in self.steps]
+        weights = [row[2] for row in self.steps]
+
+        def choose() -> Callable[[], None]:
+            index = random.choices(range(len(steps)), weights)[0]
+            customer = random.choice(self.customers[kinds[index]])
+            return partial(steps[index], customer)
+
+        play(self.timetable, choose, self.in_flight)
+        while True:
+            gevent.sleep(60.0)
+
+    def on_stop(self) -> None:
+        in_flight = getattr(self, "in_flight", None)
+        if in_flight is not None:
+            in_flight.join(timeout=IN_FLIGHT_GRACE_SECONDS)
+            in_flight.kill(block=False)
+
+
+def generators(options: Any) -> int:
+    """How many generators share the rate: one per Locust process (`--processes`), at least one."""
+    return max(1, int(getattr(options, "processes", 0) or 0))

@@ -15,7 +15,7 @@ from typer._click.exceptions import UsageError
 from core_services.settings import DEFAULT_DATA_DIR, SettingsError, database_url
 from nova.alerts_cli import alerts_app
 from nova.alerts_detect_cli import detect
-from nova.gameday_cli import gameday
+from nova.gameday_cli import compare, gameday
 from nova.load_cli import load
 from nova.output import console, err, fail
 from nova.pager_cli import pager_app
@@ -36,7 +36,10 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(pager_app, name="pager")
 app.add_typer(runbooks_app, name="runbooks")
 app.command(name="load")(load)
-app.command(name="gameday")(gameday)
+gameday_app = typer.Typer(no_args_is_help=False)
+gameday_app.callback(invoke_without_command=True)(gameday)
+gameday_app.command(name="compare")(compare)
+app.add_typer(gameday_app, name="gameday")
 
 DataDir = Annotated[Path, typer.Option(help="Where SQLite files, the admin token and run state live")]
 Workers = Annotated[int, typer.Option(min=1, max=64, help="Worker processes per service")]

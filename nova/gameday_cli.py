@@ -19,19 +19,30 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from chaos.gameday_plan import FULL_EXPERIMENTS, QUICK_EXPERIMENTS, GameDayError, GameDayOptions, check_options
+from chaos.gameday_plan import (
+    FULL_EXPERIMENTS,
+    PEAK_RATE,
+    QUICK_EXPERIMENTS,
+    GameDayError,
+    GameDayOptions,
+    check_options,
+)
 from core_services.settings import DEFAULT_DATA_DIR
 from nova.output import console, fail
 
 if TYPE_CHECKING:
     from chaos.gameday import GameDay
     from chaos.gameday import Progress as GameDayProgress
-    from chaos.gameday_model import GameDayResult
+    from chaos.gameday_model import GameDayResult, PhaseResult
 
 
 def gameday(
+    ctx: typer.Context,
     quick: Annotated[
-        bool, typer.Option("--quick", help=f"The short game day (under 3 minutes): {', '.join(QUICK_EXPERIMENTS)}")
+        bool,
+        typer.Option(
+            "--quick", help=f"The short game day (under 4 minutes at 250 requests/s): {', '.join(QUICK_EXPERIMENTS)}"
+        ),
     ] = False,
     experiments: Annotated[
         list[str] | None,
@@ -53,8 +64,45 @@ def gameday(
         bool,
         typer.Option("--embedded", help="Use the embedded scraper and SLO evaluator even if Prometheus is installed"),
     ] = False,
+    rate: Annotated[
+        float,
+        typer.Option(
+            help="Requests/s every phase offers across payments, orders and portfolio reads, on a timetable that "
+            "does not wait for answers (open model; the case study's peak is 250); 0: the closed model of earlier "
+            "game days (market-open users)"
+        ),
+    ] = PEAK_RATE,
+    capacity_share: Annotated[
+        float | None,
+        typer.Option(
+            help="Offer this share of the platform's measured capacity instead of --rate (0.8 = 80%); the "
+            "capacity comes from --capacity, or from a short calibration at the start"
+        ),
+    ] = None,
+    capacity: Annotated[
+        Path | None,
+        typer.Option(help="capacity.json from nova load --find-capacity, for --capacity-share", metavar="FILE"),
+    ] = None,
+    abort_budget: Annotated[
+        float | None,
+        typer.Option(
+            help="Guardrail: stop an experiment at once when it has burned more than this percent of the 30-day "
+            "error budget (faults cleared, rollbacks run, the report says why; the game day then fails)",
+            metavar="PCT",
+        ),
+    ] = None,
 ) -> None:
-    """Run a game day: start the platform, load it, break it, check the SLOs, alerts and ledger, write the report."""
+    """Run a game day: start the platform, load it, break it, check the SLOs, alerts and ledger, write the report.
+
+    Every phase offers --rate requests/s (250, the case study's peak, by default) or --capacity-share
+    of the measured capacity; the full game day adds a spike_10x phase (ten times the rate, capped
+    at the measured capacity when there is one). The report gives, per phase, the rate offered and
+    achieved, the p99 from the scheduled send, the time to detect (fault start to each alert) and
+    to recover (fault end to SLIs back within objective). Compare two game days with
+    `nova gameday compare A B`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     names = tuple(name.strip() for entry in experiments or () for name in entry.split(",") if name.strip())
     options = GameDayOptions(
         out=out or DEFAULT_DATA_DIR / "gameday" / time.strftime("%Y%m%d-%H%M%S"),
@@ -64,6 +112,10 @@ def gameday(
         portfolio_db=portfolio_db,
         workers=workers,
         prometheus=not embedded,
+        rate=rate,
+        capacity_share=capacity_share,
+        capacity_file=capacity,
+        abort_budget=abort_budget,
     )
     try:
         check_options(options)
@@ -72,9 +124,14 @@ def gameday(
     from chaos.gameday import GameDay  # the runner's imports are heavy; --help and bad input do without
 
     day = GameDay(options)
+    load = (
+        f"{capacity_share:g} of the measured capacity"
+        if capacity_share is not None
+        else (f"{rate:g} requests/s" if rate > 0 else "closed-model users")
+    )
     console.print(
-        f"game day ({'quick' if quick else 'full'}): baseline, {', '.join(options.chosen)}; "
-        f"{'PostgreSQL' if payments_db else 'SQLite'}; report in {options.out}"
+        f"game day ({'quick' if quick else 'full'}): baseline, {', '.join((*options.load_phases, *options.chosen))}; "
+        f"{load}; {'PostgreSQL' if payments_db else 'SQLite'}; report in {options.out}"
     )
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -137,9 +194,16 @@ def _live(update: GameDayProgress) -> str:
     return " | ".join(parts)
 
 
+def _recovery(phase: PhaseResult) -> str:
+    if phase.fault is None:
+        return "-"
+    return "not within the phase" if phase.recovery is None else f"{phase.recovery:.0f} s"
+
+
 def _summary(result: GameDayResult) -> Table:
     table = Table(title="Game day")
-    for column in ("phase", "status", "checks", "after retries", "p99 ms", "pages / tickets (delay)", "recovery"):
+    columns = ("phase", "status", "checks", "offered/achieved req/s", "after retries", "p99 ms (corrected)")
+    for column in (*columns, "pages / tickets (TTD)", "TTR"):
         table.add_column(column)
     for phase in result.phases:
         passed = sum(check.passed for check in phase.checks)
@@ -147,13 +211,60 @@ def _summary(result: GameDayResult) -> Table:
             f"{a.alert} {a.severity}" + (f" +{a.delay_seconds:.0f}s" if a.delay_seconds is not None else "")
             for a in phase.alerts
         )
+        load = phase.load
         table.add_row(
             phase.name,
             phase.status,
             f"{'[green]' if phase.passed else '[red]'}{passed}/{len(phase.checks)}[/]",
-            f"{phase.load.availability_after_retries:.4%}" if phase.load else "-",
-            f"{phase.load.p99_ms:.0f}" if phase.load else "-",
+            f"{load.offered_rps:.0f}/{load.achieved_rps:.0f}" if load else "-",
+            f"{load.availability_after_retries:.4%}" if load else "-",
+            f"{load.p99_ms:.0f} ({load.p99_corrected_ms:.0f})" if load else "-",
             alerts or "-",
-            f"{phase.recovery_seconds:.1f} s" if phase.recovery_seconds is not None else "-",
+            _recovery(phase),
         )
     return table
+
+
+def compare(
+    a: Annotated[Path, typer.Argument(help="The earlier game day's folder (the reference)")],
+    b: Annotated[Path, typer.Argument(help="The later game day's folder (the one judged)")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write compare.html, compare.md and compare.json into this folder")
+    ] = None,
+) -> None:
+    """Compare two game days phase by phase: availability, p99 (Mann-Whitney U on the latency samples),
+    time to detect, time to recover, budget burned. Exit 1 when B is significantly worse than A."""
+    from chaos.gameday_compare import CompareError, compare_game_days, write_comparison
+
+    try:
+        comparison = compare_game_days(a, b)
+    except CompareError as exc:
+        raise fail(str(exc)) from None
+    if not comparison.phases:
+        raise fail(f"{a} and {b} have no phase in common")
+    table = Table(title=f"Game day comparison: A {a}, B {b}")
+    for column in ("phase", "failed A", "failed B", "p99 A ms", "p99 B ms", "U test p", "A12", "TTR A", "TTR B"):
+        table.add_column(column)
+    for phase in comparison.phases:
+        latency, availability = phase.latency, phase.availability
+        table.add_row(
+            f"[red]{phase.phase}[/red]" if phase.reasons else phase.phase,
+            f"{availability.failures_a}/{availability.requests_a}" if availability else "-",
+            f"{availability.failures_b}/{availability.requests_b}" if availability else "-",
+            f"{latency.p99_a_ms:.1f}" if latency else "-",
+            f"{latency.p99_b_ms:.1f}" if latency else "-",
+            f"{latency.p_value:.2g}" if latency else "-",
+            f"{latency.effect:.2f}" if latency else "-",
+            "-" if phase.recovery_a is None else f"{phase.recovery_a:.0f} s",
+            "-" if phase.recovery_b is None else f"{phase.recovery_b:.0f} s",
+        )
+    console.print(table)
+    if out is not None:
+        files = write_comparison(comparison, out)
+        console.print(f"comparison: {', '.join(str(path) for path in files)}")
+    if comparison.worse:
+        details = "; ".join(
+            f"{phase.phase}: {', '.join(phase.reasons)}" for phase in comparison.phases if phase.reasons
+        )
+        raise fail(f"B is significantly worse than A in {', '.join(comparison.worse_phases)} ({details})", 1)
+    console.print("[green]B is not significantly worse than A in any phase[/green]")

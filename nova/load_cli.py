@@ -33,12 +33,14 @@ from loadtests.capacity_plan import PLAN_FILE, CapacityPlan, CapacityPlanError, 
 from loadtests.capacity_plan import plan as capacity_plan
 from loadtests.gate import RULE_ZERO_FAILURES, GateError, GateResult, Thresholds, format_percent
 from loadtests.locust_process import LOCUSTFILE, LocustError, LocustProcess, LocustRun, Tick, collect, run_headless
+from loadtests.open_model import Timetable
 from loadtests.results import SCENARIO_DIR, RunParameters, RunSummary, write_summary
 from loadtests.samples import SAMPLES_FILE
 from loadtests.shapes import SHAPES, stages, users_at
 from loadtests.traffic import MIXES
 from nova.output import console, fail
 from slo.durations import parse_duration
+from slo.targets import suite_targets
 
 CAPACITY_FILE = "capacity.json"
 LOCUST_WEB_URL = "http://127.0.0.1:8089"
@@ -57,6 +59,13 @@ def load(
     peak_users: Annotated[int, typer.Option(min=1, help="Concurrent users at the shape's peak")] = 50,
     duration: Annotated[str, typer.Option(help="Run length: seconds, or 90s, 10m, 1h")] = "60",
     user_rate: Annotated[float, typer.Option(help="Requests per second each user sends")] = 1.0,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Open model: requests/s offered on a timetable that does not wait for answers, "
+            "shared by --processes and scaled by --shape (instead of --peak-users' closed model)"
+        ),
+    ] = None,
     mix: Annotated[
         list[str] | None,
         typer.Option(help=f"Traffic mix: {', '.join(MIXES)}; with --find-capacity repeat it, or say all"),
@@ -77,8 +86,12 @@ def load(
         float | None, typer.Option(help="First capacity step, requests/s (default: peak users x user rate)")
     ] = None,
     max_rate: Annotated[float, typer.Option(help="Highest rate the capacity search offers, requests/s")] = 2000.0,
-    p99_ms: Annotated[float, typer.Option(help="Gate: p99 latency must stay below this (ms)")] = 200.0,
-    availability: Annotated[float, typer.Option(help="Gate: availability must be at least this (%)")] = 99.99,
+    p99_ms: Annotated[
+        float | None, typer.Option(help="Gate: p99 latency must stay below this (ms; default: slo/specs, 200)")
+    ] = None,
+    availability: Annotated[
+        float | None, typer.Option(help="Gate: availability must be at least this (%; default: slo/specs, 99.99)")
+    ] = None,
     plan: Annotated[
         Path | None,
         typer.Option(
@@ -118,8 +131,21 @@ def load(
         raise fail("--user-rate must be a positive number of requests per second")
     if web and find_capacity:
         raise fail("--web and --find-capacity exclude each other: the search needs headless runs")
+    if rate is not None:
+        if not (math.isfinite(rate) and rate > 0):
+            raise fail("--rate must be a positive number of requests per second")
+        if find_capacity:
+            raise fail("--rate and --find-capacity exclude each other: the search chooses its own rates")
+        try:
+            Timetable(rate, shape, float(seconds), processes)
+        except ValueError as exc:
+            raise fail(f"--rate {rate:g} with --shape {shape}: {exc}") from None
     try:
-        thresholds = Thresholds.from_percent(p99_ms, availability)
+        targets = suite_targets()
+        thresholds = Thresholds.from_percent(
+            targets.latency_threshold_ms if p99_ms is None else p99_ms,
+            targets.availability_percent if availability is None else availability,
+        )
     except GateError as exc:
         raise fail(str(exc)) from None
     first_rate = start_rate if start_rate is not None else peak_users * user_rate
@@ -136,7 +162,15 @@ def load(
             raise fail(f"{folder} already holds a run ({earlier}); give --out a new folder")
     target = _target(data_dir, payments_url, portfolio_url)
     base = RunParameters(
-        shape, peak_users, float(seconds), user_rate, mixes[0], processes, target.payments_url, target.portfolio_url
+        shape,
+        peak_users,
+        float(seconds),
+        user_rate,
+        mixes[0],
+        processes,
+        target.payments_url,
+        target.portfolio_url,
+        rate or 0.0,
     )
     if find_capacity:
         _capacity(base, mixes, target, folder, thresholds, float(step_seconds), first_rate, max_rate)
@@ -245,13 +279,25 @@ def _headless(spec: LocustRun, thresholds: Thresholds) -> None:
     run = spec.run
     plan = stages(run.shape, run.peak_users, run.duration_seconds)
 
+    timetable = run.timetable
+
     def phase(elapsed: float) -> str:
+        if timetable is not None:
+            return (
+                f"{run.shape}, {run.mix} mix: {timetable.share_at(elapsed) * run.rate:.0f} of {run.rate:g} requests/s"
+            )
         return f"{run.shape}, {run.mix} mix: {users_at(plan, elapsed):.0f} of {run.peak_users} users"
 
     with _progress() as bar:
         task = bar.add_task(phase(0), total=run.duration_seconds)
+        interrupted = False
         try:
             code = run_headless(spec, _ticker(bar, task, run.duration_seconds, phase))
+        except KeyboardInterrupt:
+            # Locust is stopped the way the shape's end stops it, so what it measured is on disk:
+            # judge it (a game day's rollback interrupts a run that would otherwise leave no evidence).
+            interrupted, code = True, 130
+        try:
             bar.update(task, description="computing the SLO gate", completed=run.duration_seconds)
             summary, files = collect(spec, thresholds, code)
             audit = payment_audit.read_audit(spec.results)
@@ -259,10 +305,21 @@ def _headless(spec: LocustRun, thresholds: Thresholds) -> None:
                 summary = replace(summary, audit=audit)
                 write_summary(files.summary, summary)
         except (LocustError, GateError) as exc:
+            if interrupted:
+                raise fail(f"interrupted; Locust stopped (log in {spec.results / 'locust.log'})", 130) from None
             raise fail(str(exc), 2) from None
         except KeyboardInterrupt:
             raise fail(f"interrupted; Locust stopped (log in {spec.results / 'locust.log'})", 130) from None
-    print_gate(summary.gate, f"SLO gate: {run.shape}, {run.peak_users} peak users, {run.mix} mix")
+    load = f"{run.rate:g} requests/s (open model)" if timetable else f"{run.peak_users} peak users"
+    print_gate(summary.gate, f"SLO gate: {run.shape}, {load}, {run.mix} mix")
+    if summary.open_load is not None:
+        figures = summary.open_load
+        line = (
+            f"offered {figures.offered_rps:.1f} requests/s, achieved {figures.achieved_rps:.1f}; "
+            f"{figures.late_sends} of {figures.sends} sends late; p99 from the scheduled send "
+            f"{summary.gate.overall.p99_corrected_ms:.1f} ms (service time {summary.gate.overall.p99_ms:.1f} ms)"
+        )
+        console.print(line if figures.kept_up else f"[red]{line}[/red]")
     if summary.audit is None:
         console.print(f"[yellow]audit: none ({payment_audit.AUDIT_FILE} was not written; see locust.log)[/yellow]")
     else:
@@ -272,6 +329,10 @@ def _headless(spec: LocustRun, thresholds: Thresholds) -> None:
         f"results in {spec.results} (summary.json, endpoints.csv, {SCENARIO_DIR}/, samples.csv, "
         f"{payment_audit.AUDIT_FILE})"
     )
+    if interrupted:
+        raise fail(
+            f"interrupted before the end of the run; what it measured is judged above and in {spec.results}", 130
+        )
     _verdict(summary)
 
 
@@ -314,6 +375,8 @@ def print_gate(gate: GateResult, title: str) -> None:
         "after retries",
         "p50 ms",
         "p99 ms",
+        "p99 95% interval",
+        "error ratio <= (95%)",
         "max ms",
     )
     for column in columns:
@@ -338,6 +401,8 @@ def print_gate(gate: GateResult, title: str) -> None:
             format_percent(row.availability_after_retries),
             f"{row.p50_ms:.1f}",
             _flag(f"{row.p99_ms:.1f}", row.latency_ok),
+            f"{row.p99_low_ms:.0f}..{'inf' if row.p99_high_ms is None else f'{row.p99_high_ms:.0f}'}",
+            f"{row.error_ratio_upper_bound:.1e}",
             f"{row.max_ms:.1f}",
             rule,
             verdict,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from slo.durations import format_duration
+from slo.durations import format_duration, parse_duration
 from slo.errors import SourceError
 from slo.plots import PLOT_KINDS, RenderedPlot, format_time, render_plot
 from slo.timeline import Series, SLOTimeline
@@ -67,6 +67,11 @@ class ThresholdStatus:
     factor: float
     short_burn: float | None
     long_burn: float | None
+    # Whether the alert of this severity is firing at the last step. Both burn rates above the
+    # factor are not enough for it to fire: the rules judge a window pair only once its long
+    # window has a full window of history (and, with a traffic guard, enough bad events).
+    fires: bool | None = None
+    long_window_full: bool = True
 
     @property
     def holds(self) -> bool | None:
@@ -143,6 +148,9 @@ class SLOSummary:
         }
 
 
+EXHAUSTION_SUFFIX = "BudgetExhaustion"  # the ticket slo/rules.py adds beside each SLO's burn-rate alert
+
+
 def summarize(timeline: SLOTimeline) -> SLOSummary:
     """A timeline's report numbers, each at the last step (what the SLO stands at when the report ends).
 
@@ -157,6 +165,8 @@ def summarize(timeline: SLOTimeline) -> SLOSummary:
         for a in sorted(timeline.alerts, key=lambda a: (a.start, a.alert, a.severity))
     )
     firing = {(a.alert, a.severity, a.start) for a in timeline.firing_at(last)}
+    # The burn-rate alerts' severities firing now (not the budget-exhaustion ticket, which has no window pair).
+    burn_alerts_firing = {a.severity for a in timeline.firing_at(last) if not a.alert.endswith(EXHAUSTION_SUFFIX)}
     return SLOSummary(
         sloth_id=timeline.sloth_id,
         service=timeline.service,
@@ -180,6 +190,8 @@ def summarize(timeline: SLOTimeline) -> SLOSummary:
                 t.factor,
                 _finite(timeline.burn_rate(t.short)[last]) if t.short in timeline.error_ratio else None,
                 _finite(timeline.burn_rate(t.long)[last]) if t.long in timeline.error_ratio else None,
+                fires=t.severity in burn_alerts_firing,
+                long_window_full=_history_seconds(timeline) >= parse_duration(t.long),
             )
             for t in timeline.thresholds
         ),
@@ -349,8 +361,25 @@ def _alerts_line(summary: SLOSummary) -> str:
 
 
 def _condition_words(threshold: ThresholdStatus) -> str:
+    """What the condition says at the last step, never claiming an alert fires when it does not."""
     holds = threshold.holds
-    return "no value" if holds is None else "holds (fires)" if holds else "clear"
+    if holds is None:
+        return "no value"
+    if not holds:
+        return "clear"
+    if threshold.fires is not False:
+        return "holds (fires)"
+    if not threshold.long_window_full:
+        return f"above the factor, not judged: less than {threshold.long} of history (does not fire)"
+    return "above the factor, held back by the traffic guard (does not fire)"
+
+
+def _history_seconds(timeline: SLOTimeline) -> float:
+    """How much history the last step has: the span of the timeline plus its first step."""
+    times = timeline.timestamps
+    if times.shape[0] < 2:
+        return 0.0
+    return float(times[-1] - times[0] + (times[1] - times[0]))
 
 
 def _no_alert_text(summary: SLOSummary) -> str:

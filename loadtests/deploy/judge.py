@@ -22,6 +22,7 @@ from loadtests import audit as payment_audit
 from loadtests.gate import GateError, Thresholds
 from loadtests.locust_process import LocustError, LocustRun, collect
 from loadtests.results import RunParameters, write_summary
+from slo.targets import suite_targets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=1, help="Locust worker processes that ran users")
     parser.add_argument("--payments-url", default="http://payments:8001")
     parser.add_argument("--portfolio-url", default="http://portfolio:8002")
-    parser.add_argument("--p99-ms", type=float, default=200.0)
-    parser.add_argument("--availability", type=float, default=99.99, help="percent")
+    targets = suite_targets()  # slo/specs: 200 ms, 99.99%
+    parser.add_argument("--p99-ms", type=float, default=targets.latency_threshold_ms)
+    parser.add_argument("--availability", type=float, default=targets.availability_percent, help="percent")
     args = parser.parse_args(argv)
     run = RunParameters(
         args.shape,

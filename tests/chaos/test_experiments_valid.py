@@ -32,6 +32,8 @@ CONFIGURATION = {
     "data_dir",
     "prometheus_url",
     "load_users",
+    "load_rate",
+    "load_shape",
     "load_seconds",
     "warmup_seconds",
     "fault_seconds",

@@ -149,6 +149,20 @@ def test_the_flaky_network_goes_through_the_fault_proxy_and_loses_nothing(sqlite
     assert sqlite_gameday.check("payments-flaky-network", "no acknowledged payment lost or duplicated")["passed"]
 
 
+def test_every_phase_offers_the_peak_rate_and_reports_what_it_achieved(sqlite_gameday: Run) -> None:
+    """The quick game day offers 250 requests/s (open model) in every phase and says what was sent."""
+    report = sqlite_gameday.report
+    assert report["load_plan"]["rate"] == 250.0
+    for phase in report["phases"]:
+        load = phase["load"]
+        assert load is not None, phase["name"]
+        assert load["offered_rps"] >= 225.0, phase["name"]
+        assert load["achieved_rps"] >= 0.9 * load["offered_rps"], (phase["name"], load)
+        assert load["p99_corrected_ms"] >= load["p99_ms"], phase["name"]
+        if phase["fault"] is not None:
+            assert isinstance(phase["detection"], dict) and "recovery" in phase and "aborted" in phase
+
+
 def test_a_worker_kill_keeps_availability_after_retries_and_loses_nothing(sqlite_gameday: Run) -> None:
     phase = sqlite_gameday.phase("worker-kill-under-load")
     assert phase["load"]["availability_after_retries"] >= 0.9999

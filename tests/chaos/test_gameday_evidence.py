@@ -12,6 +12,8 @@ import pytest
 from chaos.gameday import game_day_scenario
 from chaos.gameday_evidence import Evidence, embedded_alerts, phase_results
 from chaos.gameday_model import BASELINE, Check, PhaseResult, SeriesPoint, Window
+from loadtests.gate import evaluate_gate
+from loadtests.results import RunParameters, RunSummary, write_summary
 from loadtests.samples import RequestSample, write_samples
 from slo.scraper import Row
 from slo.timeline import AlertInterval
@@ -44,18 +46,21 @@ def journal(runs: list[dict[str, Any]], before: bool = True, after: bool = True)
     }
 
 
-def load_run(folder: Path, samples: list[RequestSample], audit_passed: bool = True, confirmed: int = 10) -> Path:
+def load_run(
+    folder: Path, samples: list[RequestSample], audit_passed: bool = True, confirmed: int = 10, looked_up: int = 10
+) -> Path:
+    """A load run's folder as `nova load` leaves it: samples.csv and summary.json (through its typed home)."""
     folder.mkdir(parents=True, exist_ok=True)
     write_samples(folder / "samples.csv", samples)
-    overall = {
-        "requests": len(samples),
-        "failures": sum(s.failed for s in samples),
-        "availability": 1.0,
-        "availability_after_retries": 1.0,
-        "p99_ms": 40.0,
+    audit = {
+        "passed": audit_passed,
+        "payments_acknowledged": 10,
+        "payments_looked_up": looked_up,
+        "payments_confirmed": confirmed,
+        "lost": [],
     }
-    audit = {"passed": audit_passed, "payments_acknowledged": 10, "payments_confirmed": confirmed, "lost": []}
-    (folder / "summary.json").write_text(json.dumps({"passed": True, "overall": overall, "audit": audit}))
+    parameters = RunParameters("steady", 10, 60.0, 1.0, "trading", 1, "http://p", "http://q")
+    write_summary(folder / "summary.json", RunSummary(evaluate_gate(samples), parameters, audit))
     return folder
 
 
@@ -145,6 +150,14 @@ def test_an_audit_that_found_fewer_payments_than_were_acknowledged_fails(tmp_pat
     phase = phase_results(experiment_evidence(tmp_path, "worker-kill-under-load", runs), ["worker-kill-under-load"])[0]
     audit = check_of(phase, "no acknowledged payment lost or duplicated")
     assert not audit.passed and "9 of 10" in audit.detail
+
+
+def test_an_audit_of_a_sample_of_the_payments_passes_when_every_one_looked_up_was_found(tmp_path: Path) -> None:
+    load = load_run(tmp_path / "load" / "x", [ok(T0 + 25)], confirmed=3, looked_up=3)
+    runs = [run("start_background_load", T0 + 21, T0 + 22, {"out": str(load)}), run("kill_worker", T0 + 30, T0 + 31)]
+    phase = phase_results(experiment_evidence(tmp_path, "worker-kill-under-load", runs), ["worker-kill-under-load"])[0]
+    audit = check_of(phase, "no acknowledged payment lost or duplicated")
+    assert audit.passed and "3 of 3 payments looked up (a sample of 10 acknowledged)" in audit.detail
 
 
 def test_the_error_burn_check_needs_a_payments_availability_page_that_began_with_the_fault(tmp_path: Path) -> None:

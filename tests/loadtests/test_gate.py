@@ -117,7 +117,9 @@ def test_too_few_requests_are_judged_on_zero_failures() -> None:
     assert gate.overall.availability_ok  # 1 failure in 10,050
     assert not gate.passed
     assert gate.breaches == [
-        "GET /v1/ledger/verify: 1 failed of 50 (fewer than 10000 requests: judged on zero failures)"
+        "GET /v1/ledger/verify: 1 failed of 50 (fewer than 10000 requests: judged on zero failures; "
+        "1 bad of 50 events (error ratio 2.00e-02), 95% upper bound 9.14e-02: "
+        "not enough events to show 99.99% (zero failures need 29,956))"
     ]
     clean = evaluate_gate(busy + rare[:-1])
     assert clean.passed
@@ -187,9 +189,9 @@ def test_availability_after_retries_does_not_change_the_verdict() -> None:
     gate = evaluate_gate([*recovered, RequestSample(T0 + 6, PAY, 201, 10.0, 2)])
     assert gate.overall.availability_after_retries == 1.0
     assert not gate.passed  # the failed attempt still counts: judged on every attempt
-    assert gate.breaches == [
-        "overall: 1 failed of 101 (fewer than 10000 requests: judged on zero failures)",
-        f"{PAY}: 1 failed of 101 (fewer than 10000 requests: judged on zero failures)",
+    assert [breach.split(";")[0] for breach in gate.breaches] == [
+        "overall: 1 failed of 101 (fewer than 10000 requests: judged on zero failures",
+        f"{PAY}: 1 failed of 101 (fewer than 10000 requests: judged on zero failures",
     ]
 
 
