@@ -16,6 +16,7 @@ named it. A runbook that never names the cause of its own experiment fails the p
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -34,7 +35,8 @@ RIGHT, WRONG, SILENT = "right", "wrong", "silent"
 RUNBOOK_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.5
 MAX_PARALLEL_RUNS = 4  # pages of one incident arrive together; on-call opens each at once
-SLOW_DIAGNOSIS_SECONDS = 30.0  # a runbook slower than this to name the cause is an action item
+SLOW_DIAGNOSIS_SECONDS = 30.0
+NICENESS = 10  # a runbook slower than this to name the cause is an action item
 
 
 def experiment_cause(experiment: Mapping[str, Any]) -> str | None:
@@ -127,6 +129,7 @@ class Drill:
         data_dir: Path,
         prometheus_url: str,
         env: Mapping[str, str],
+        runbooks: Path | None = None,
     ) -> None:
         self.pages = pages
         self.folder = folder
@@ -134,6 +137,7 @@ class Drill:
         self.data_dir = data_dir
         self.prometheus_url = prometheus_url
         self.env = dict(env)
+        self.runbooks = runbooks  # the runbooks folder (None: the suite's own, `runbooks/`)
         self._seen = 0
         self._count = 0
         self._lock = threading.Lock()
@@ -187,10 +191,14 @@ class Drill:
             self._count += 1
             number = self._count
         output = self.folder / f"{number:02d}-{alert}-{severity}.json"
+        # Niced: on-call's diagnostics must not take the CPU the platform under test is measured on.
+        nice = ["nice", "-n", str(NICENESS)] if shutil.which("nice") else []
         command = [
-            sys.executable, "-m", "nova", "runbooks", "run", alert, "--severity", severity, "--json",
+            *nice, sys.executable, "-m", "nova", "runbooks", "run", alert, "--severity", severity, "--json",
             "--data-dir", str(self.data_dir), "--prometheus", self.prometheus_url,
         ]  # fmt: skip
+        if self.runbooks is not None:
+            command += ["--runbooks", str(self.runbooks)]
         started = time.time()
         try:
             done = subprocess.run(
@@ -314,7 +322,9 @@ def attach(
     for phase in ordered:
         if phase.cause is None:
             continue
-        keys = {(p.dedup_key, p.delivered_at) for p in phase.pages}
+        # Pages the fault could have caused: delivered after it started (a page in the warm-up is not its).
+        start = phase.fault.start if phase.fault is not None else phase.window.start
+        keys = {(p.dedup_key, p.delivered_at) for p in phase.pages if p.delivered_at >= start}
         mine = [run for run in runs if (run.dedup_key, run.delivered_at) in keys]
         by_alert: dict[tuple[str, str], list[RunbookRun]] = {}
         for run in sorted(mine, key=lambda r: r.delivered_at):
