@@ -66,7 +66,14 @@ def _result() -> GameDayResult:
         ],
         cause="error_rate",
         pages=[
-            DeliveredPage("PaymentsAvailabilityBurn", "page", T0 + 26.5, "# page", alerts=["PaymentsAvailabilityBurn"])
+            DeliveredPage(
+                "PaymentsAvailabilityBurn",
+                "page",
+                T0 + 26.5,
+                "# page",
+                alerts=["PaymentsAvailabilityBurn"],
+                seconds_after_fault=16.5,
+            )
         ],
         diagnosis=[
             Diagnosis(
@@ -145,7 +152,7 @@ def test_the_draft_s_figures_are_the_report_s(tmp_path: Path) -> None:
     assert f"{phase.load.availability_after_retries:.4%}" in text
     assert f"`payments-availability`: {phase.slis[0].budget_burned:.4%} of the 30-day budget" in text
     assert "SLOs touched: `payments-availability`." in text  # the latency SLO had no bad event
-    assert "PaymentsAvailabilityBurn (page): time to detect +14.0 s (alert firing); page delivered" in text
+    assert "PaymentsAvailabilityBurn (page): time to detect +14.0 s (alert firing); page delivered +16.5 s" in text
     assert "time to recover 0.4 s" in text
     assert "verdict **right** against `error_rate`, 2.2 s after the page" in text
     assert "verdict **silent**" in text
