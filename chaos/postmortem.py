@@ -120,7 +120,7 @@ def _summary(phase: PhaseResult) -> str:
     assert phase.fault is not None
     cause = phase.cause or "an undeclared fault"
     meaning = f" ({CAUSES[cause]})" if cause in CAUSES else ""
-    text = f"The game day injected `{cause}`{meaning} for {phase.fault.seconds:.1f} s under market-open load."
+    text = f"The game day injected `{cause}` for {phase.fault.seconds:.1f} s under market-open load{meaning}."
     if phase.load is not None:
         text += (
             f" Customers saw {phase.load.availability_after_retries:.4%} of operations succeed after retries"
@@ -178,7 +178,9 @@ def _detection(phase: PhaseResult) -> list[str]:
         return ["- No alert began firing in this phase: the fault went undetected by the alerts."]
     lines = []
     for alert in phase.alerts:
-        delivered = [p for p in phase.pages if p.event == "trigger" and alert.alert in p.alerts]
+        delivered = [
+            p for p in phase.pages if p.event == "trigger" and alert.alert in p.alerts and p.severity == alert.severity
+        ]
         page = f"; page delivered {_offset(delivered[0].seconds_after_fault)}" if delivered else "; no page delivered"
         ttd = _offset(alert.delay_seconds) if alert.delay_seconds is not None else "-"
         lines.append(f"- {alert.alert} ({alert.severity}): time to detect {ttd} (alert firing){page}.")
