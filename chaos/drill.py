@@ -32,7 +32,7 @@ from chaos.gameday_model import Check, DeliveredPage, Diagnosis, PhaseResult
 
 DRILL_EXTENSION = "nova-drill"
 RIGHT, WRONG, SILENT = "right", "wrong", "silent"
-RUNBOOK_TIMEOUT_SECONDS = 60.0
+RUNBOOK_TIMEOUT_SECONDS = 90.0
 POLL_SECONDS = 0.5
 MAX_PARALLEL_RUNS = 4  # pages of one incident arrive together; on-call opens each at once
 SLOW_DIAGNOSIS_SECONDS = 30.0

@@ -117,8 +117,8 @@ def causes_found(results: Sequence[StepResult]) -> list[str]:
 def _named(result: StepResult) -> tuple[str, ...]:
     if result.status != ATTENTION:
         return ()
-    if result.step.kind == NOVA_CHECK and result.step.body.split()[0] == "faults":
-        return result.causes  # only the causes of the faults it found on
+    if result.step.kind == NOVA_CHECK and result.step.body.split()[0] in ("faults", "readyz"):
+        return result.causes  # what the check itself found: the faults on, a service answering 503
     return result.step.causes
 
 
@@ -213,7 +213,9 @@ def _check(step: Step, context: RunContext) -> StepResult:
 
 
 def _readyz(step: Step, platform: RunningPlatform, services: Iterable[str]) -> StepResult:
-    lines, status = [], OK
+    """Each service's /readyz; only a 503 (the service runs, its database does not answer) names causes:
+    a service that does not answer at all is down or starved, not waiting on its database."""
+    lines, status, unready = [], OK, False
     for name in services:
         url = platform.service(name).url.rstrip("/") + "/readyz"
         try:
@@ -226,7 +228,8 @@ def _readyz(step: Step, platform: RunningPlatform, services: Iterable[str]) -> S
         lines.append(f"{name} {response.status_code} {detail}")
         if response.status_code != 200:
             status = ATTENTION
-    return StepResult(step, status, "GET /readyz", tuple(lines))
+            unready = unready or response.status_code == 503
+    return StepResult(step, status, "GET /readyz", tuple(lines), causes=step.causes if unready else ())
 
 
 def _ledger(step: Step, context: RunContext) -> StepResult:
