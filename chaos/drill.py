@@ -16,7 +16,6 @@ named it. A runbook that never names the cause of its own experiment fails the p
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -35,8 +34,7 @@ RIGHT, WRONG, SILENT = "right", "wrong", "silent"
 RUNBOOK_TIMEOUT_SECONDS = 90.0
 POLL_SECONDS = 0.5
 MAX_PARALLEL_RUNS = 4  # pages of one incident arrive together; on-call opens each at once
-SLOW_DIAGNOSIS_SECONDS = 30.0
-NICENESS = 10  # a runbook slower than this to name the cause is an action item
+SLOW_DIAGNOSIS_SECONDS = 30.0  # a runbook slower than this to name the cause is an action item
 
 
 def experiment_cause(experiment: Mapping[str, Any]) -> str | None:
@@ -191,10 +189,8 @@ class Drill:
             self._count += 1
             number = self._count
         output = self.folder / f"{number:02d}-{alert}-{severity}.json"
-        # Niced: on-call's diagnostics must not take the CPU the platform under test is measured on.
-        nice = ["nice", "-n", str(NICENESS)] if shutil.which("nice") else []
         command = [
-            *nice, sys.executable, "-m", "nova", "runbooks", "run", alert, "--severity", severity, "--json",
+            sys.executable, "-m", "nova", "runbooks", "run", alert, "--severity", severity, "--json",
             "--data-dir", str(self.data_dir), "--prometheus", self.prometheus_url,
         ]  # fmt: skip
         if self.runbooks is not None:
