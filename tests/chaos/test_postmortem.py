@@ -62,7 +62,7 @@ def _result() -> GameDayResult:
         recovery_seconds=0.4,
         checks=[
             Check("ledger balanced", True, "sums {'USD': 0}"),
-            Check("every paged runbook named the injected cause (error_rate)", False, "X (ticket): silent"),
+            Check("every paging runbook named the injected cause (error_rate)", False, "X (ticket): silent"),
         ],
         cause="error_rate",
         pages=[
@@ -157,5 +157,5 @@ def test_the_draft_s_figures_are_the_report_s(tmp_path: Path) -> None:
     assert "verdict **right** against `error_rate`, 2.2 s after the page" in text
     assert "verdict **silent**" in text
     action_items = text.split("## Action items", 1)[1]
-    assert "every paged runbook named the injected cause" in action_items
+    assert "every paging runbook named the injected cause" in action_items
     assert "Give `payments-availability-ticket.md` a diagnostic that names `error_rate`" in action_items
