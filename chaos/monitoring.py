@@ -255,6 +255,7 @@ class MonitoringStack:
         self.pager = pager
         self.pager_url: str | None = None  # the running pager's base URL (None: no pager)
         self._pager_port = 0
+        self._prometheus_port = 0  # chosen with the pager's, which is told Prometheus's URL before it runs
         self._processes: list[OwnedProcess] = []
         self._receiver: _Receiver | None = None
         self._pagerduty: _PagerDutyCapture | None = None
@@ -281,9 +282,13 @@ class MonitoringStack:
         try:
             if self.binaries.alertmanager is not None:
                 self._start_alertmanager(self.binaries.alertmanager, deadline)
+            # The pager starts beside Prometheus (its imports take seconds), and is waited for after it.
+            pager = self._start_pager() if self._pager_port else None
             self._start_prometheus(self.binaries.prometheus, deadline)
-            if self._pager_port:
-                self._start_pager(deadline)
+            if pager is not None:
+                url = f"http://127.0.0.1:{self._pager_port}"
+                _wait_ready(pager, f"{url}/healthz", deadline)
+                self.pager_url = url
         except BaseException:
             self.stop()
             raise
@@ -350,7 +355,7 @@ class MonitoringStack:
         webhooks = [{"url": self._receiver.url, "send_resolved": True}]
         if self.pager is not None:
             # The pager starts after Prometheus (it reads burn rates from it); its port is fixed now.
-            self._pager_port = free_ports()[0]
+            self._pager_port, self._prometheus_port = free_ports(2)
             webhooks.append({"url": f"http://127.0.0.1:{self._pager_port}/alerts", "send_resolved": True})
         config = {
             "route": {
@@ -392,7 +397,7 @@ class MonitoringStack:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [target]}]}]}
         config_path = self.folder / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        port = free_ports()[0]
+        port = self._prometheus_port or free_ports()[0]
         command = [
             str(binary),
             f"--config.file={config_path}",
@@ -405,7 +410,7 @@ class MonitoringStack:
         _wait_ready(process, f"{url}/-/ready", deadline)
         self.prometheus_url = url
 
-    def _start_pager(self, deadline: float) -> None:
+    def _start_pager(self) -> OwnedProcess:
         """`nova pager serve` as on-call runs it, delivering to files and to the PagerDuty capture."""
         assert self.pager is not None
         route = self.pager
@@ -420,15 +425,13 @@ class MonitoringStack:
             "--deliver", f"jsonl:{route.pages}",
             "--pagerduty-routing-key-env", PAGERDUTY_KEY_ENV,
             "--pagerduty-url", self._pagerduty.url,
-            "--prometheus", self.prometheus_url,
+            "--prometheus", f"http://127.0.0.1:{self._prometheus_port}",
             "--runbook-root", str(route.runbook_root),
             "--state", str(route.state),
         ]  # fmt: skip
         process = _start("nova pager serve", command, route.folder / "pager.log", env)
         self._processes.append(process)
-        url = f"http://127.0.0.1:{self._pager_port}"
-        _wait_ready(process, f"{url}/healthz", deadline)
-        self.pager_url = url
+        return process
 
 
 def _scrape_config(service: str, base_url: str) -> dict[str, Any]:
