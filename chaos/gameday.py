@@ -5,6 +5,11 @@ are installed, the load runs, `chaos run`) and stops each one by PID at the end,
 or a failure. It never imports the services: it starts `nova serve` as an operator would and
 drives faults through the admin fault API, through the same `chaos.actions` the experiments use.
 
+With Alertmanager, the day is also an on-call drill (`chaos.drill`): Alertmanager routes to a real
+`nova pager serve`, every page runs its runbook against the live platform, and each paged
+runbook is graded against the cause the experiment injected; `chaos.postmortem` drafts one
+postmortem per incident phase from the evidence.
+
 Phases: a baseline under market-open load, then each experiment through the real `chaos run`
 (its own market-open load starts inside the method), one after the other. While it runs the
 embedded scraper reads the services' `/metrics` every `STEP_SECONDS` into `<data-dir>/embedded-metrics/`
@@ -16,6 +21,7 @@ with one incident per fault window; the report.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -34,6 +40,7 @@ import httpx
 import numpy as np
 
 from chaos import actions, live_metrics, probes
+from chaos.drill import Drill, attach, experiment_cause, read_pagerduty, read_pages, read_runs
 from chaos.errors import ChaosError
 from chaos.gameday_evidence import Evidence, embedded_alerts, phase_results
 from chaos.gameday_load import plan_load
@@ -48,7 +55,7 @@ from chaos.gameday_plan import (
     check_options,
 )
 from chaos.guardrail import POLL_SECONDS, BudgetGuard
-from chaos.monitoring import MonitoringStack, find_binaries
+from chaos.monitoring import MonitoringStack, PagerRoute, find_binaries
 from chaos.platform import find_platform
 from chaos.process_faults import thaw_workers
 from loadtests.processes import OwnedProcess, free_ports
@@ -101,6 +108,7 @@ class GameDay:
         self._chaos: OwnedProcess | None = None
         self._scraper: EmbeddedScraper | None = None
         self._stack: MonitoringStack | None = None
+        self._drill: Drill | None = None
         self._prometheus_url = ""
         self._fault_proxy_url = ""
         self._windows: dict[str, Window] = {}
@@ -127,6 +135,8 @@ class GameDay:
                 self._start_serve()
                 cleanup.callback(self._stop_monitoring)
                 self._start_monitoring()
+                cleanup.callback(self._stop_drill)
+                self._start_drill()
                 cleanup.callback(self._leave_no_fault)
                 self._plan = self.result.load_plan = plan_load(self.options, self._urls(), self._calibration_out())
                 try:
@@ -156,6 +166,7 @@ class GameDay:
         finally:
             self._windows[name] = Window(start, time.time())
             self._ledgers[name] = self._ledger()
+            self._keep_pager_state(name)
 
     def _ledger(self) -> dict[str, Any] | None:
         try:
@@ -239,8 +250,11 @@ class GameDay:
         rules.write_text(_suite_rules())
         # The platform's own alerts (service down, not ready, database saturation) run beside the SLOs'.
         platform_rules = REPO_ROOT / "alerts" / "rules" / "platform.yml"
+        pager_env = self._environment()
+        pager_env.pop("NOVA_ADMIN_TOKEN")  # the pager reads Prometheus and runbooks, never the admin API
+        pager = PagerRoute(self.options.out / "pager", REPO_ROOT, pager_env)
         self._stack = MonitoringStack(
-            folder, rules, self._urls(), binaries=binaries, extra_rule_files=[platform_rules]
+            folder, rules, self._urls(), binaries=binaries, extra_rule_files=[platform_rules], pager=pager
         ).start()
         self._prometheus_url = self._stack.prometheus_url
         self.result.monitoring = self._stack.mode
@@ -248,6 +262,28 @@ class GameDay:
     def _stop_monitoring(self) -> None:
         if self._stack is not None:
             self._stack.stop()
+
+    def _start_drill(self) -> None:
+        """On every page the pager delivers, run its runbook against the live platform (`chaos.drill`)."""
+        stack = self._stack
+        if stack is None or stack.pager is None or stack.pager_url is None:
+            return
+        out = self.options.out
+        self._drill = Drill(
+            stack.pager.pages, out / "drill", out, self.options.data_dir, self._prometheus_url, self._environment()
+        ).start()
+
+    def _stop_drill(self) -> None:
+        if self._drill is not None:
+            self._drill.stop()
+
+    def _keep_pager_state(self, phase: str) -> None:
+        """The pager's dedup state as the phase ended: what had been paged, what was still owed."""
+        if self._stack is None or self._stack.pager is None or not self._stack.pager.state.exists():
+            return
+        kept = self.options.out / "pager" / "state" / f"{phase}.json"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self._stack.pager.state, kept)
 
     @contextmanager
     def _scraping(self) -> Iterator[None]:
@@ -442,7 +478,43 @@ class GameDay:
         self.result.phases = phase_results(evidence, names)
         for phase in self.result.phases:
             phase.fault_kind = self.options.fault_kind(phase.name)
+        self._collect_drill()
         write_scenario(self.options.out / "scenario", game_day_scenario(self._platform_rows, self.result.phases))
+
+    def _collect_drill(self) -> None:
+        """Pages, PagerDuty events and runbook runs, attached to their phases and graded; then the postmortems."""
+        from chaos.postmortem import write_postmortems
+
+        out = self.options.out
+        self._stop_drill()  # every runbook run started has finished and been recorded
+        causes = {name: _declared_cause(self._journals.get(name), name) for name in self.options.chosen}
+        pager = out / "pager"
+        attach(
+            self.result.phases,
+            read_pages(pager / "pages.jsonl"),
+            read_runs(out / "drill" / "runs.jsonl"),
+            read_pagerduty(pager / "pagerduty.jsonl"),
+            causes,
+        )
+        for phase in self.result.phases:
+            state = pager / "state" / f"{phase.name}.json"
+            phase.pager_state = str(state.relative_to(out)) if state.exists() else None
+        write_postmortems(self.result, out)
+
+
+def _declared_cause(journal: Path | None, name: str) -> str | None:
+    """The cause the experiment declares: from its journal (what ran), else from its file."""
+    for path in (journal, EXPERIMENTS_DIR / f"{name}.json"):
+        try:
+            document = json.loads(path.read_text()) if path is not None else None
+        except (OSError, ValueError):
+            continue
+        if isinstance(document, dict):
+            experiment = document.get("experiment", document)
+            cause = experiment_cause(experiment) if isinstance(experiment, dict) else None
+            if cause is not None:
+                return cause
+    return None
 
 
 def game_day_scenario(rows: Sequence[Row], phases: Sequence[PhaseResult]) -> Scenario:

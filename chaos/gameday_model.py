@@ -93,6 +93,56 @@ class AlertFiring:
     notified_at: float | None = None  # when Alertmanager delivered it to the game day's receiver
 
 
+@dataclass(frozen=True)
+class DeliveredPage:
+    """One page as `nova pager serve` delivered it during the game day (its `jsonl:` delivery)."""
+
+    alert: str  # the first alert of the page's group
+    severity: str  # page | ticket
+    delivered_at: float
+    text: str  # the Markdown on-call read
+    event: str = "trigger"  # trigger | resolve
+    dedup_key: str = ""
+    alerts: list[str] = field(default_factory=list)  # every alert the page details
+    runbook: str = ""  # the first alert's runbook_url
+    pagerduty: dict[str, Any] | None = None  # the Events API v2 event the pager posted for it
+    seconds_after_fault: float | None = None  # delivered_at - the phase's fault start
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> DeliveredPage:
+        """A line of the pager's `jsonl:` delivery (`alerts.pager.page.page_json` plus `delivered_at`)."""
+        sections = document.get("alerts") or []
+        first = sections[0] if sections else {}
+        return cls(
+            alert=str(first.get("alertname", "")),
+            severity=str(document.get("severity", "")),
+            delivered_at=float(document["delivered_at"]),
+            text=str(document.get("text", "")),
+            event=str(document.get("event", "trigger")),
+            dedup_key=str(document.get("dedup_key", "")),
+            alerts=[str(section.get("alertname", "")) for section in sections],
+            runbook=str(first.get("runbook_url", "")),
+        )
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """How one paged alert's runbook did against the cause the experiment injected (`chaos.drill`)."""
+
+    alert: str
+    severity: str  # the runbook's: page | ticket
+    runbook: str  # the runbook file run (`nova runbooks run <alert>`)
+    cause: str  # what the experiment injected
+    verdict: str  # right (named the cause) | wrong (named others only) | silent (named nothing)
+    named: list[str]  # every cause its diagnostics named
+    seconds_to_cause: float | None  # the first page's delivery -> the first diagnostic naming the cause
+    runbook_seconds: float  # how long `nova runbooks run` took
+    steps: int  # diagnostics run
+    findings: list[str]  # "<step title>: <causes>" for each step that named something
+    output: str  # the run's JSON output, relative to the game-day folder
+    paged_at: float = 0.0  # when the alert's first page in the phase was delivered
+
+
 @dataclass
 class PhaseResult:
     name: str  # "baseline" or the experiment's file stem
@@ -117,6 +167,11 @@ class PhaseResult:
     # good (client side, 1 s steps); None without a fault, or when they never were within the phase.
     recovery: float | None = None
     aborted: str | None = None  # why the guardrail (--abort-budget) stopped the experiment, if it did
+    cause: str | None = None  # what the experiment injected, as it declares (`extensions` nova-drill)
+    pages: list[DeliveredPage] = field(default_factory=list)  # what the pager delivered in this phase
+    diagnosis: list[Diagnosis] = field(default_factory=list)  # per paged alert, its runbook graded
+    pager_state: str | None = None  # the pager's dedup state at the phase's end (relative path)
+    postmortem: str | None = None  # the draft, relative path (`postmortems/<phase>.md`)
 
     @property
     def passed(self) -> bool:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from chaos import drill_report
 from chaos.gameday_model import AlertFiring, GameDayResult, LoadFigures, PhaseResult, SLIFigures
 from chaos.gameday_plots import render_plots
 from slo.plots import RenderedPlot, format_time
@@ -309,7 +310,7 @@ def _html(result: GameDayResult, slugs: Sequence[str], plots: Sequence[RenderedP
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="nova gameday">
 <title>Game day {_e(verdict)} · {_e(format_time(result.started))}</title>
-<style>{_SLO_CSS}{_CSS}</style>
+<style>{_SLO_CSS}{_CSS}{drill_report.CSS}</style>
 </head>
 <body>
 <header class="page verdict-{_e(css)}">
@@ -336,6 +337,7 @@ def _html(result: GameDayResult, slugs: Sequence[str], plots: Sequence[RenderedP
 phases shaded grey and named at the top, fault windows in orange.</p>
 <div class="plots">{figures}</div>
 </section>
+{drill_report.html_accuracy(result)}
 {sections}
 </main>
 <footer>Times are UTC. Availability and p99 are the client's (<code>nova load</code>); SLIs and budget are the \
@@ -416,6 +418,7 @@ def _html_phase(result: GameDayResult, phase: PhaseResult, slug: str) -> str:
         ("Status", f"{_pill(phase.status, phase.status)} {_e(phase.reason)}"),
         ("Recovery", _e(_seconds(phase.recovery_seconds) + (" after the fault ended" if phase.fault else ""))),
         ("Journal", _journal_link(phase.journal)),
+        ("Postmortem", drill_report.html_postmortem_link(phase)),
     ]
     facts_rows = "".join(f"<tr><th scope='row'>{_e(k)}</th><td>{v}</td></tr>" for k, v in facts)
     checks = _table(
@@ -481,6 +484,7 @@ def _html_phase(result: GameDayResult, phase: PhaseResult, slug: str) -> str:
 <div class="card"><h3>Hypothesis probes</h3>{hypothesis}</div>
 <div class="card full"><h3>SLIs (server side)</h3>{slis}</div>
 <div class="card full"><h3>Alerts</h3>{alerts}{already}</div>
+{drill_report.html_phase_panels(phase)}
 <div class="card full"><h3>Ledger verification</h3>{ledger}</div>
 </div>
 </section>
@@ -607,6 +611,7 @@ def _markdown(
             out += [f"**{_md(plot.kind)}:** _{_md(plot.empty_text or '')}_", ""]
         else:
             out += [f"![{_md(plot.kind)} plot](plots/{name})", "", f"_{_md(plot.caption)}_", ""]
+    out += drill_report.markdown_accuracy(result)
     for phase, slug in zip(result.phases, slugs, strict=True):
         out += [_markdown_phase(result, phase, slug), ""]
     out += [
@@ -658,6 +663,7 @@ def _markdown_phase(result: GameDayResult, phase: PhaseResult, slug: str) -> str
                 ["Status", f"{_md(phase.status)}: {_md(phase.reason)}"],
                 ["Recovery", _md(_seconds(phase.recovery_seconds))],
                 ["Journal", journal],
+                ["Postmortem", drill_report.markdown_postmortem_link(phase)],
             ],
         ),
         "",
@@ -753,6 +759,7 @@ def _markdown_phase(result: GameDayResult, phase: PhaseResult, slug: str) -> str
     )
     if phase.already_firing:
         out += ["", f"Already firing from an earlier phase: {_md(', '.join(phase.already_firing))}"]
+    out += drill_report.markdown_phase_panels(phase)
     out += ["", "### Ledger verification", ""]
     if phase.ledger is None:
         out.append("The ledger was not verified after this phase.")

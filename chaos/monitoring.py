@@ -3,15 +3,21 @@
 Prometheus scrapes each service's `/metrics` and evaluates the generated SLO rules; Alertmanager
 routes what fires to a webhook receiver served inside this process, so the game day can compare
 what Prometheus evaluated (`ALERTS`) with what would have paged someone (the notifications).
-Only processes started here are ever signalled, by PID. Without an Alertmanager binary the stack
-runs Prometheus alone (`mode == "prometheus"`).
+Given a `PagerRoute`, Alertmanager also routes every alert to a real `nova pager serve` started
+here, as on-call runs it: it delivers each page as Markdown (`pages.md`), as JSON lines the game
+day reads back (`pages.jsonl`), and as PagerDuty Events API v2 events posted to a capture endpoint
+inside this process (`pagerduty.jsonl`: no network beyond loopback), keeping its dedup state in
+`pager-state.json`. Only processes started here are ever signalled, by PID. Without an
+Alertmanager binary the stack runs Prometheus alone (`mode == "prometheus"`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +40,10 @@ from slo.prometheus_api import PrometheusAPI
 from slo.timeline import AlertInterval
 
 RECEIVER_PATH = "/alerts"
+PAGERDUTY_PATH = "/v2/enqueue"
+# The pager reads its PagerDuty routing key from this variable; the capture endpoint needs no real one.
+PAGERDUTY_KEY_ENV = "NOVA_GAMEDAY_PAGERDUTY_KEY"
+PAGERDUTY_KEY = "gameday-local-capture"
 
 
 class MonitoringError(ChaosError):
@@ -132,9 +142,80 @@ class _Receiver:
         self._thread.join(timeout=5.0)
 
 
-def _start(name: str, command: list[str], log_path: Path) -> OwnedProcess:
+@dataclass(frozen=True)
+class PagerRoute:
+    """A real `nova pager serve` behind Alertmanager: where it writes, and what it reads."""
+
+    folder: Path  # pages.md, pages.jsonl, pagerduty.jsonl, pager-state.json, pager.log
+    runbook_root: Path  # where the alerts' runbook_url paths (runbooks/...) are found
+    env: Mapping[str, str] | None = None  # the pager's environment (None: this process's)
+
+    @property
+    def pages(self) -> Path:
+        return self.folder / "pages.jsonl"
+
+    @property
+    def pagerduty_events(self) -> Path:
+        return self.folder / "pagerduty.jsonl"
+
+    @property
+    def state(self) -> Path:
+        return self.folder / "pager-state.json"
+
+
+class _PagerDutyCapture:
+    """PagerDuty's Events API v2 endpoint on loopback: records each event as a JSON line, answers 202."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    event = json.loads(body)
+                    if self.path != PAGERDUTY_PATH or not isinstance(event, dict):
+                        raise ValueError(self.path)
+                except ValueError:
+                    self._answer(400, {"status": "invalid event", "message": "not an Events API v2 event"})
+                    return
+                line = json.dumps({"received_at": time.time(), "event": event}, sort_keys=True) + "\n"
+                with lock, path.open("a", encoding="utf-8") as file:
+                    file.write(line)
+                self._answer(
+                    202, {"status": "success", "message": "Event processed", "dedup_key": event.get("dedup_key")}
+                )
+
+            def _answer(self, status: int, document: dict[str, Any]) -> None:
+                data = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="pagerduty-capture", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}{PAGERDUTY_PATH}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5.0)
+
+
+def _start(name: str, command: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> OwnedProcess:
     try:
-        return OwnedProcess(name, command, log_path)
+        return OwnedProcess(name, command, log_path, env)
     except OSError as exc:
         raise MonitoringError(f"cannot start {name} ({command[0]}): {exc.strerror or exc}") from None
 
@@ -160,6 +241,7 @@ class MonitoringStack:
         scrape_interval_seconds: float = 2.0,
         evaluation_interval_seconds: float = 2.0,
         extra_rule_files: Sequence[Path] = (),
+        pager: PagerRoute | None = None,
     ) -> None:
         self.folder = folder
         self.rules_file = rules_file
@@ -170,8 +252,13 @@ class MonitoringStack:
         self.evaluation_interval_seconds = evaluation_interval_seconds
         self.prometheus_url = ""
         self.alertmanager_url: str | None = None
+        self.pager = pager
+        self.pager_url: str | None = None  # the running pager's base URL (None: no pager)
+        self._pager_port = 0
+        self._prometheus_port = 0  # chosen with the pager's, which is told Prometheus's URL before it runs
         self._processes: list[OwnedProcess] = []
         self._receiver: _Receiver | None = None
+        self._pagerduty: _PagerDutyCapture | None = None
 
     @property
     def mode(self) -> str:
@@ -195,7 +282,13 @@ class MonitoringStack:
         try:
             if self.binaries.alertmanager is not None:
                 self._start_alertmanager(self.binaries.alertmanager, deadline)
+            # The pager starts beside Prometheus (its imports take seconds), and is waited for after it.
+            pager = self._start_pager() if self._pager_port else None
             self._start_prometheus(self.binaries.prometheus, deadline)
+            if pager is not None:
+                url = f"http://127.0.0.1:{self._pager_port}"
+                _wait_ready(pager, f"{url}/healthz", deadline)
+                self.pager_url = url
         except BaseException:
             self.stop()
             raise
@@ -212,6 +305,9 @@ class MonitoringStack:
         if self._receiver is not None:
             receiver, self._receiver = self._receiver, None
             receiver.stop()
+        if self._pagerduty is not None:
+            capture, self._pagerduty = self._pagerduty, None
+            capture.stop()
 
     def __enter__(self) -> MonitoringStack:
         return self.start()
@@ -256,6 +352,11 @@ class MonitoringStack:
 
     def _start_alertmanager(self, binary: Path, deadline: float) -> None:
         self._receiver = _Receiver()
+        webhooks = [{"url": self._receiver.url, "send_resolved": True}]
+        if self.pager is not None:
+            # The pager starts after Prometheus (it reads burn rates from it); its port is fixed now.
+            self._pager_port, self._prometheus_port = free_ports(2)
+            webhooks.append({"url": f"http://127.0.0.1:{self._pager_port}/alerts", "send_resolved": True})
         config = {
             "route": {
                 "receiver": "gameday",
@@ -264,7 +365,7 @@ class MonitoringStack:
                 "group_interval": "5s",
                 "repeat_interval": "1h",
             },
-            "receivers": [{"name": "gameday", "webhook_configs": [{"url": self._receiver.url, "send_resolved": True}]}],
+            "receivers": [{"name": "gameday", "webhook_configs": webhooks}],
         }
         config_path = self.folder / "alertmanager.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -296,7 +397,7 @@ class MonitoringStack:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [target]}]}]}
         config_path = self.folder / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        port = free_ports()[0]
+        port = self._prometheus_port or free_ports()[0]
         command = [
             str(binary),
             f"--config.file={config_path}",
@@ -308,6 +409,29 @@ class MonitoringStack:
         url = f"http://127.0.0.1:{port}"
         _wait_ready(process, f"{url}/-/ready", deadline)
         self.prometheus_url = url
+
+    def _start_pager(self) -> OwnedProcess:
+        """`nova pager serve` as on-call runs it, delivering to files and to the PagerDuty capture."""
+        assert self.pager is not None
+        route = self.pager
+        route.folder.mkdir(parents=True, exist_ok=True)
+        self._pagerduty = _PagerDutyCapture(route.pagerduty_events)
+        env = dict(route.env if route.env is not None else os.environ)
+        env[PAGERDUTY_KEY_ENV] = PAGERDUTY_KEY
+        command = [
+            sys.executable, "-m", "nova", "pager", "serve",
+            "--listen", f"127.0.0.1:{self._pager_port}",
+            "--deliver", f"file:{route.folder / 'pages.md'}",
+            "--deliver", f"jsonl:{route.pages}",
+            "--pagerduty-routing-key-env", PAGERDUTY_KEY_ENV,
+            "--pagerduty-url", self._pagerduty.url,
+            "--prometheus", f"http://127.0.0.1:{self._prometheus_port}",
+            "--runbook-root", str(route.runbook_root),
+            "--state", str(route.state),
+        ]  # fmt: skip
+        process = _start("nova pager serve", command, route.folder / "pager.log", env)
+        self._processes.append(process)
+        return process
 
 
 def _scrape_config(service: str, base_url: str) -> dict[str, Any]:

@@ -33,7 +33,10 @@ def serve(
     ),
     deliver: Annotated[
         list[str] | None,
-        typer.Option("--deliver", help="stdout, file:PATH or webhook:URL (repeat for several; default stdout)"),
+        typer.Option(
+            "--deliver",
+            help="stdout, file:PATH (Markdown), jsonl:PATH (JSON lines) or webhook:URL (repeat; default stdout)",
+        ),
     ] = None,
     prometheus: Annotated[
         str | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,7 @@ from runbooks.catalog import PLATFORM_RULES, RUNBOOKS_DIR, suite_alerts
 from runbooks.check import check_runbooks, find_promtool
 from runbooks.document import Step
 from runbooks.errors import RunbookError, UnknownAlertError
-from runbooks.run import ATTENTION, ERROR, OK, SKIPPED, RunContext, find_runbook, run_steps
+from runbooks.run import ATTENTION, ERROR, OK, SKIPPED, RunContext, causes_found, find_runbook, run_steps
 
 runbooks_app = typer.Typer(
     help="Runbooks: one per alert; check that every alert has one, run their diagnostics.", no_args_is_help=True
@@ -82,7 +83,8 @@ def run(
     runbooks: RunbooksDir = RUNBOOKS_DIR,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
 ) -> None:
-    """Run the runbook's diagnostic steps (PromQL, /readyz, ledger, faults) and print what they found.
+    """Run the runbook's diagnostic steps (PromQL, /readyz, ledger, faults) and print what they found,
+    and the causes their findings point to.
 
     Exit 0 when every step ran (its result may still show trouble), 1 when a step could not run, 2 on bad input.
     """
@@ -97,6 +99,7 @@ def run(
     if not runbook.steps:
         raise fail(f"{runbook.path} declares no diagnostic steps")
     context = RunContext(data_dir=data_dir, prometheus_url=prometheus or "")
+    started = time.time()
 
     with console.status("running the diagnostics") as status:
 
@@ -104,6 +107,7 @@ def run(
             status.update(f"step {number}/{len(runbook.steps)}: {step.title}")
 
         results = run_steps(runbook, context, progress)
+    causes = causes_found(results)
 
     if json_output:
         document = {
@@ -112,9 +116,13 @@ def run(
             "severity": runbook.severity,
             "prometheus": context.prometheus_url or None,
             "data_dir": str(data_dir),
+            "started_at": started,
+            "finished_at": time.time(),
+            "causes": causes,
             "steps": [result.document() for result in results],
         }
-        console.print_json(json.dumps(document))
+        # Plain print: one JSON document on stdout, unwrapped, whatever the terminal's width.
+        print(json.dumps(document, indent=2))
     else:
         source = (
             f"Prometheus {context.prometheus_url}" if context.prometheus_url else "embedded scraper (no Prometheus)"
@@ -124,7 +132,7 @@ def run(
             title_justify="left",
             show_lines=True,
         )
-        for column in ("#", "section", "step", "status", "result", "source"):
+        for column in ("#", "section", "step", "status", "result", "points to", "source"):
             table.add_column(column, overflow="fold")
         for number, result in enumerate(results, 1):
             style = STATUS_STYLE.get(result.status, "")
@@ -134,9 +142,14 @@ def run(
                 escape(result.step.title),
                 f"[{style}]{result.status}[/{style}]",
                 escape("\n".join(result.lines)),
+                escape(", ".join(result.causes)),
                 escape(result.source),
             )
         console.print(table)
+        console.print(
+            f"causes found: {', '.join(causes)}" if causes else "causes found: none (no step's finding names one)",
+            highlight=False,
+        )
     errors = [r for r in results if r.status == ERROR]
     if errors:
         raise fail(f"{len(errors)} of {len(results)} step(s) could not run; first: {errors[0].step.title}", 1)

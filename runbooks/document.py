@@ -3,7 +3,8 @@
 The format (runbooks/README.md): YAML front matter between `---` lines, then Markdown whose
 `## ` headings are the sections. A diagnostic step is a fenced code block in the Diagnosis or
 Verify recovery section whose language is `promql` or `nova-check`, with `key="value"` pairs
-after the language (`title` required; `embedded` optional on `promql`). Other fenced blocks
+after the language (`title` required; `embedded` and `attention` optional on `promql`, `causes` on
+either: the causes a finding of the step points to, `runbooks.causes`). Other fenced blocks
 (shell, log and trace searches) are for people and are not run.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from runbooks.causes import Attention, parse_attention, parse_causes
 from runbooks.errors import RunbookError
 
 REQUIRED_SECTIONS = (
@@ -58,6 +60,23 @@ class Step:
     def embedded(self) -> str:
         """The embedded scraper's stand-in (`error_ratio payments`), or "" when the step needs Prometheus."""
         return self.attributes.get("embedded", "")
+
+    @property
+    def causes(self) -> tuple[str, ...]:
+        """The causes a finding of this step points to (`causes="..."`); () when it declares none."""
+        try:
+            return parse_causes(self.attributes.get("causes", ""))
+        except ValueError:
+            return ()  # `nova runbooks check` reports it; a run names nothing it cannot spell
+
+    @property
+    def attention(self) -> Attention | None:
+        """When a PromQL answer is a finding (`attention="> 0"`), or None: the step only reports."""
+        text = self.attributes.get("attention", "")
+        try:
+            return parse_attention(text) if text else None
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -203,13 +222,22 @@ def _step(info: str, block: list[str], section: str, line: int, problems: list[s
         problems.append(f'{where} has no title="..."')
     if not body:
         problems.append(f"{where} is empty")
-    unknown = sorted(set(attributes) - {"title", "embedded"} if language == PROMQL else set(attributes) - {"title"})
+    known = {"title", "causes", "embedded", "attention"} if language == PROMQL else {"title", "causes"}
+    unknown = sorted(set(attributes) - known)
     if unknown:
         problems.append(f"{where}: unknown attribute(s) {', '.join(unknown)}")
     if language == NOVA_CHECK and body:
         words = body.split()
         if words[0] not in CHECKS or len(words) > 2 or (len(words) == 2 and words[1] not in SERVICES):
             problems.append(f"{where}: {body!r} is not one of {', '.join(CHECKS)} (optionally followed by a service)")
+    for key, parse in (("causes", parse_causes), ("attention", parse_attention)):
+        if key in attributes and key in known:
+            try:
+                parse(attributes[key])
+            except ValueError as exc:
+                problems.append(f"{where}: {key}={attributes[key]!r}: {exc}")
+    if language == PROMQL and attributes.get("causes") and not attributes.get("attention"):
+        problems.append(f'{where}: causes without attention="..." (when does its answer point to them?)')
     if language == PROMQL and attributes.get("embedded"):
         problem = embedded_problem(attributes["embedded"])
         if problem:

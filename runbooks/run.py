@@ -10,7 +10,9 @@
   fault API's active faults).
 
 A result is `ok`, `attention` (it ran and shows trouble: not ready, unbalanced, a fault on, a
-service down), `skipped` (needs Prometheus) or `error` (the step could not run).
+service down, a PromQL answer past the step's `attention` threshold), `skipped` (needs Prometheus)
+or `error` (the step could not run). A step in `attention` names the causes it declares
+(`runbooks.causes`); the `faults` check names only those of the faults it found on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import difflib
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from chaos.actions import active_faults
 from chaos.errors import ChaosError
 from chaos.platform import HTTP_TIMEOUT, RunningPlatform, find_platform
 from chaos.probes import ledger_verification
+from runbooks.causes import FAULT_CAUSES
 from runbooks.check import runbook_files
 from runbooks.document import NOVA_CHECK, Runbook, Step, read_runbook
 from runbooks.errors import UnknownAlertError
@@ -48,6 +51,8 @@ class StepResult:
     source: str  # where the answer came from: Prometheus's URL, the embedded scraper, an HTTP call
     lines: tuple[str, ...]  # the answer, one line per series or fact
     values: tuple[float, ...] = ()  # the numbers a PromQL step answered, for machine readers
+    causes: tuple[str, ...] = ()  # the causes this result points to (a finding of a step that declares them)
+    finished_at: float = 0.0  # unix seconds
 
     def document(self) -> dict[str, Any]:
         return {
@@ -59,6 +64,8 @@ class StepResult:
             "source": self.source,
             "result": list(self.lines),
             "values": [v if math.isfinite(v) else format_value(v) for v in self.values],
+            "causes": list(self.causes),
+            "finished_at": self.finished_at,
         }
 
 
@@ -98,8 +105,27 @@ def run_steps(
             result = _check(step, context) if step.kind == NOVA_CHECK else _promql(step, context)
         except (ChaosError, SourceError, httpx.HTTPError, ValueError, OSError) as exc:
             result = StepResult(step, ERROR, _source_of(step, context), (_one_line(exc),))
-        results.append(result)
+        results.append(replace(result, causes=_named(result), finished_at=time.time()))
     return results
+
+
+def causes_found(results: Sequence[StepResult]) -> list[str]:
+    """Every cause the results named, in the order the steps first named them."""
+    return list(dict.fromkeys(cause for result in results for cause in result.causes))
+
+
+def _named(result: StepResult) -> tuple[str, ...]:
+    if result.status != ATTENTION:
+        return ()
+    if result.step.kind == NOVA_CHECK and result.step.body.split()[0] in ("faults", "readyz"):
+        return result.causes  # what the check itself found: the faults on, a service answering 503
+    return result.step.causes
+
+
+def _finding(step: Step, status: str, values: Sequence[float]) -> str:
+    """ATTENTION when the step says when its answer is a finding and the answer is one."""
+    attention = step.attention
+    return ATTENTION if status == OK and attention is not None and attention.holds(values) else status
 
 
 # -- PromQL ------------------------------------------------------------------------------------
@@ -129,7 +155,8 @@ def _prometheus(step: Step, url: str) -> StepResult:
             lines.append(f"{_labels(labels)} {format_value(value)}".strip())
     if len(series) > MAX_SERIES_SHOWN:
         lines.append(f"... {len(series) - MAX_SERIES_SHOWN} more series")
-    return StepResult(step, OK, f"prometheus {url}", tuple(lines) or ("no data (empty result)",), tuple(values))
+    status = _finding(step, OK, values)
+    return StepResult(step, status, f"prometheus {url}", tuple(lines) or ("no data (empty result)",), tuple(values))
 
 
 def _embedded(step: Step, context: RunContext) -> StepResult:
@@ -150,15 +177,17 @@ def _embedded(step: Step, context: RunContext) -> StepResult:
     if measure == "pool_share":
         share = pool_share(totals)
         in_use = f"{totals.pool_in_use:g} of {totals.pool_max:g} connections in use"
-        return StepResult(step, OK, source, (f"{service} {format_value(share)} ({in_use})",), (share,))
+        return StepResult(
+            step, _finding(step, OK, [share]), source, (f"{service} {format_value(share)} ({in_use})",), (share,)
+        )
     if measure == "requests":
         line = f"{service} {totals.requests:g} customer requests since it started"
-        return StepResult(step, OK, source, (line,), (totals.requests,))
+        return StepResult(step, _finding(step, OK, [totals.requests]), source, (line,), (totals.requests,))
     if totals.requests == 0:
         return StepResult(step, OK, source, (f"{service}: no customer requests since it started",))
     value = _embedded_measure(measure, totals)
     life = f"since {service} started ({totals.requests:g} customer requests)"
-    return StepResult(step, OK, source, (f"{service} {format_value(value)} {life}",), (value,))
+    return StepResult(step, _finding(step, OK, [value]), source, (f"{service} {format_value(value)} {life}",), (value,))
 
 
 def _embedded_measure(measure: str, totals: Totals) -> float:
@@ -184,7 +213,9 @@ def _check(step: Step, context: RunContext) -> StepResult:
 
 
 def _readyz(step: Step, platform: RunningPlatform, services: Iterable[str]) -> StepResult:
-    lines, status = [], OK
+    """Each service's /readyz; only a 503 (the service runs, its database does not answer) names causes:
+    a service that does not answer at all is down or starved, not waiting on its database."""
+    lines, status, unready = [], OK, False
     for name in services:
         url = platform.service(name).url.rstrip("/") + "/readyz"
         try:
@@ -197,7 +228,8 @@ def _readyz(step: Step, platform: RunningPlatform, services: Iterable[str]) -> S
         lines.append(f"{name} {response.status_code} {detail}")
         if response.status_code != 200:
             status = ATTENTION
-    return StepResult(step, status, "GET /readyz", tuple(lines))
+            unready = unready or response.status_code == 503
+    return StepResult(step, status, "GET /readyz", tuple(lines), causes=step.causes if unready else ())
 
 
 def _ledger(step: Step, context: RunContext) -> StepResult:
@@ -221,7 +253,9 @@ def _faults(step: Step, platform: RunningPlatform, context: RunContext, services
     faults = active_faults(str(context.data_dir))
     lines = [f"{name}: {', '.join(faults.get(name, [])) or 'none'}" for name in services]
     status = ATTENTION if any(faults.get(name) for name in services) else OK
-    return StepResult(step, status, "GET /admin/faults", tuple(lines))
+    on = {FAULT_CAUSES.get(fault, "") for name in services for fault in faults.get(name, [])}
+    causes = tuple(cause for cause in step.causes if cause in on)
+    return StepResult(step, status, "GET /admin/faults", tuple(lines), causes=causes)
 
 
 # -- formatting --------------------------------------------------------------------------------

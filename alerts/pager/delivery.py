@@ -1,4 +1,5 @@
-"""Where pages go: stdout, a file, a webhook (the page as JSON), PagerDuty's Events API v2.
+"""Where pages go: stdout, a file (Markdown, or JSON lines for machines), a webhook (the page as JSON),
+PagerDuty's Events API v2.
 
 Each destination has a `name` safe to log and to keep in the state file: URLs are shown
 without credentials or query strings, and the PagerDuty routing key is never shown.
@@ -6,8 +7,10 @@ without credentials or query strings, and the PagerDuty routing key is never sho
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -65,6 +68,28 @@ class FileDestination:
 
 
 @dataclass
+class JsonLinesDestination:
+    """Appends each page as one JSON line (`page_json` plus `delivered_at`, unix seconds): the form a
+    program reads back, such as the game day's drill, which needs when each page left and what it said."""
+
+    path: Path
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"jsonl:{self.path}"
+
+    def deliver(self, page: Page) -> None:
+        line = json.dumps({"delivered_at": time.time(), **page_json(page)}, sort_keys=True) + "\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._lock, self.path.open("a", encoding="utf-8") as file:
+                file.write(line)
+        except OSError as exc:
+            raise DeliveryError(f"{self.name}: {exc}") from None
+
+
+@dataclass
 class WebhookDestination:
     """POSTs the page as JSON; any 2xx is taken."""
 
@@ -92,16 +117,18 @@ class PagerDutyDestination:
 
 
 def parse_destination(spec: str) -> Destination:
-    """`stdout`, `file:PATH` or `webhook:URL`; anything else is a PagerError naming the forms."""
+    """`stdout`, `file:PATH`, `jsonl:PATH` or `webhook:URL`; anything else is a PagerError naming the forms."""
     kind, _, target = spec.partition(":")
     if spec == "stdout":
         return StreamDestination()
     if kind == "file" and target:
         return FileDestination(Path(target))
+    if kind == "jsonl" and target:
+        return JsonLinesDestination(Path(target))
     if kind == "webhook" and target:
         check_http_url(target, "webhook")
         return WebhookDestination(target)
-    raise PagerError(f"--deliver {safe_url(spec)!r}: expected stdout, file:PATH or webhook:URL")
+    raise PagerError(f"--deliver {safe_url(spec)!r}: expected stdout, file:PATH, jsonl:PATH or webhook:URL")
 
 
 def check_http_url(url: str, what: str) -> None:

@@ -19,7 +19,16 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from chaos.monitoring import MonitoringBinaries, MonitoringError, MonitoringStack, Notification, find_binaries
+from chaos.drill import read_pagerduty, read_pages
+from chaos.monitoring import (
+    MonitoringBinaries,
+    MonitoringError,
+    MonitoringStack,
+    Notification,
+    PagerRoute,
+    find_binaries,
+)
+from tests.chaos.conftest import REPO
 
 T = TypeVar("T")
 
@@ -138,6 +147,7 @@ def running(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Itera
         binaries=binaries,
         scrape_interval_seconds=1.0,
         evaluation_interval_seconds=1.0,
+        pager=PagerRoute(folder / "pager", REPO),
     )
     started = time.time()
     with stack:
@@ -164,7 +174,7 @@ def test_stack_starts_prometheus_and_alertmanager(running: Running) -> None:
     assert httpx.get(f"{stack.prometheus_url}/-/ready").status_code == 200
     assert stack.alertmanager_url is not None
     assert httpx.get(f"{stack.alertmanager_url}/-/ready").status_code == 200
-    assert len(stack.pids) == 2 and all(_alive(pid) for pid in stack.pids)
+    assert len(stack.pids) == 3 and all(_alive(pid) for pid in stack.pids)  # and the pager
 
 
 def test_prometheus_scrapes_each_target_as_its_service_job(running: Running) -> None:
@@ -195,6 +205,28 @@ def test_alertmanager_delivers_the_firing_alert_to_the_receiver(running: Running
     assert first.severity == "page"
     assert first.sloth_id == "payments-availability"
     assert first.starts_at is not None and running.started - 1 <= first.starts_at <= first.received_at
+
+
+def test_alertmanager_routes_the_alert_to_the_real_pager_which_delivers_it(running: Running) -> None:
+    route = running.stack.pager
+    assert route is not None and running.stack.pager_url is not None
+    assert httpx.get(f"{running.stack.pager_url}/healthz", timeout=5.0).json() == {"status": "ok"}
+
+    pages = _eventually(
+        lambda: [p for p in read_pages(route.pages) if p.alert == "PaymentsErrorsBurning" and p.event == "trigger"],
+        "the pager's page",
+    )
+
+    page = pages[0]
+    assert page.delivered_at >= running.started and page.severity == "page"
+    assert page.text.startswith("# [PAGE] FIRING PaymentsErrorsBurning")
+    assert page.text in (route.folder / "pages.md").read_text()
+    events = _eventually(
+        lambda: [e for _, e in read_pagerduty(route.pagerduty_events) if e.get("dedup_key") == page.dedup_key],
+        "the PagerDuty event",
+    )
+    assert events[0]["event_action"] == "trigger" and events[0]["payload"]["severity"] == "critical"
+    assert page.dedup_key in route.state.read_text()
 
 
 def test_resolved_alert_has_an_end_in_alert_intervals(running: Running, fault_episode: tuple[float, float]) -> None:

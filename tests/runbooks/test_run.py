@@ -80,6 +80,9 @@ def test_run_shows_an_injected_fault_and_the_errors_it_causes(run_platform: RunP
     assert ratio["values"] == [pytest.approx(4 / 5)]
     ready = _step(document, "Readiness of payments (database reachable)")
     assert ready["status"] == "ok"  # a fault on one route leaves the database reachable
+    assert faults["causes"] == ["error_rate"] and ready["causes"] == []
+    assert "error_rate" in document["causes"] and "database_unavailable" not in document["causes"]
+    assert document["started_at"] <= faults["finished_at"] <= document["finished_at"]
 
 
 def test_run_with_prometheus_prints_a_real_number_for_a_promql_step(run_platform: RunPlatform, tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from alerts.pager.dedup import PageLedger
 from alerts.pager.delivery import (
     FileDestination,
+    JsonLinesDestination,
     PagerDutyDestination,
     StreamDestination,
     WebhookDestination,
@@ -37,6 +40,21 @@ def test_pages_are_appended_to_a_file_as_markdown(tmp_path: Path) -> None:
 
     text = (tmp_path / "pages" / "on-call.md").read_text()
     assert text.index("# [PAGE] FIRING PaymentsAvailabilityBurn") < text.index("# [PAGE] RESOLVED")
+
+
+def test_pages_are_appended_to_a_file_as_json_lines_with_their_delivery_time(tmp_path: Path) -> None:
+    destination = JsonLinesDestination(tmp_path / "pages.jsonl")
+    before = time.time()
+
+    destination.deliver(_firing_page())
+    destination.deliver(build_page(notification("availability-page-resolved"), PageSources()))
+
+    first, second = (json.loads(line) for line in (tmp_path / "pages.jsonl").read_text().splitlines())
+    assert [first["event"], second["event"]] == ["trigger", "resolve"]
+    assert before <= first["delivered_at"] <= second["delivered_at"] <= time.time()
+    assert first["text"].startswith("# [PAGE] FIRING PaymentsAvailabilityBurn")
+    assert first["dedup_key"] == second["dedup_key"]
+    assert isinstance(parse_destination(f"jsonl:{tmp_path / 'x.jsonl'}"), JsonLinesDestination)
 
 
 def test_pages_are_written_to_a_stream() -> None:

@@ -110,7 +110,7 @@ runner = CliRunner()
     [
         (["--listen", "9095"], "--listen '9095': expected HOST:PORT"),
         (["--listen", "127.0.0.1:http"], "expected HOST:PORT"),
-        (["--deliver", "email:ops@example.com"], "expected stdout, file:PATH or webhook:URL"),
+        (["--deliver", "email:ops@example.com"], "expected stdout, file:PATH, jsonl:PATH or webhook:URL"),
         (["--deliver", "stdout", "--deliver", "stdout"], "stdout given twice"),
         (["--pagerduty-routing-key-env", "NOVA_TEST_UNSET_KEY"], "$NOVA_TEST_UNSET_KEY is not set or empty"),
         (["--prometheus", "prometheus:9090"], "is not an http:// or https:// URL"),
