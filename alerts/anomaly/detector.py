@@ -65,7 +65,7 @@ class DetectorSettings:
     local_floor: float = 0.01  # the robust spread is at least this share of the history's range
     local_min_rows: int = 288  # ... measured once it holds this many values
     local_burn_in_rows: int = 12  # surprises seen before the largest one may set the bar (one hour)
-    local_factor: float = 1.4  # alert when the surprise is this many times the largest one seen before
+    local_factor: float = 1.6  # alert when the surprise is this many times the largest one seen before
 
     def __post_init__(self) -> None:
         if self.novelty_threshold <= 0 or self.level_threshold <= 0 or self.spacing_factor < 0:

@@ -31,7 +31,7 @@ from alerts.anomaly.nab import PROFILES, NabCorpus, NabDataError, Profile, load_
 GRID: dict[str, tuple[float | int, ...]] = {
     "novelty_threshold": (0.032, 0.0267, 0.022),
     "history_rows": (4032, 8064),
-    "local_factor": (1.2, 1.4, 1.6),
+    "local_factor": (1.4, 1.6, 1.8),
     "local_mean_rows": (1, 3),
 }
 
