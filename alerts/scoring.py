@@ -27,6 +27,10 @@ and nowhere else:
   baseline (`burn_rate_pages`) detect, the baseline's first matching page minus the pages'
   first matching page (positive = ahead of the burn-rate page).
 - weeks = total scenario duration (rows x 15 s) / 7 days; false pages per week = false / weeks.
+- The physical limit of an incident is `breach - start`: paging the moment the fault begins. The
+  share of it an incident's first matching page takes is `(breach - page) / (breach - start)`
+  (1.0 = paged at the fault start, 0 = at the breach, negative = late). `score_kinds` reports
+  these, and the lead before the breach (negative when late), per incident kind.
 """
 
 from __future__ import annotations
@@ -171,6 +175,72 @@ def score_pages(
         median_lead_vs_baseline_minutes=_minutes(ahead, 50),
         repeat_pages=repeats,
     )
+
+
+@dataclass(frozen=True)
+class KindScore:
+    """How the pages fare on one incident kind: lead before the breach against the physical limit."""
+
+    kind: str
+    incidents: int  # breaching incidents of this kind
+    detected: int  # paged on time or late
+    on_time: int
+    median_lead_minutes: float | None  # breach - first matching page (negative = late), detected incidents
+    median_limit_minutes: float | None  # breach - fault start, every breaching incident of the kind
+    median_share: float | None  # (breach - page) / (breach - start), detected incidents
+
+
+def physical_limits(scenarios: Sequence[Scenario]) -> list[float]:
+    """`breach - start` of every breaching incident: the most lead any page could have."""
+    return [inc.breach - inc.start for s in scenarios for inc in s.incidents if inc.breach is not None]
+
+
+def lead_shares(
+    scenarios: Sequence[Scenario], pages: Mapping[str, Sequence[float]]
+) -> dict[str, list[tuple[float, float]]]:
+    """Per kind, (lead before breach, physical limit) in seconds of each detected breaching incident."""
+    found: dict[str, list[tuple[float, float]]] = {}
+    for scenario in scenarios:
+        first = _first_matches(pages.get(scenario.name, ()), scenario.incidents)
+        for index, page in first.items():
+            incident = scenario.incidents[index]
+            if incident.breach is not None:
+                found.setdefault(incident.kind, []).append((incident.breach - page, incident.breach - incident.start))
+    return found
+
+
+def share_of_limit(lead_s: float, limit_s: float) -> float:
+    """The share of the physical limit a page took (a breach at the fault start: 1.0 when on time, else late)."""
+    if limit_s <= 0:
+        return 1.0 if lead_s >= 0 else lead_s / STEP_SECONDS
+    return lead_s / limit_s
+
+
+def score_kinds(scenarios: Sequence[Scenario], pages: Mapping[str, Sequence[float]]) -> list[KindScore]:
+    """Per incident kind (sorted by name): incidents, detected, on time, median lead, limit and share."""
+    leads = lead_shares(scenarios, pages)
+    kinds = sorted({inc.kind for s in scenarios for inc in s.incidents if inc.breach is not None})
+    result = []
+    for kind in kinds:
+        limits = [
+            inc.breach - inc.start
+            for s in scenarios
+            for inc in s.incidents
+            if inc.kind == kind and inc.breach is not None
+        ]
+        pairs = leads.get(kind, [])
+        result.append(
+            KindScore(
+                kind=kind,
+                incidents=len(limits),
+                detected=len(pairs),
+                on_time=sum(1 for lead, _ in pairs if lead >= 0),
+                median_lead_minutes=_minutes([lead for lead, _ in pairs], 50),
+                median_limit_minutes=_minutes(limits, 50),
+                median_share=float(np.median([share_of_limit(*p) for p in pairs])) if pairs else None,
+            )
+        )
+    return result
 
 
 def burn_rate_pages(scenario: Scenario) -> list[float]:

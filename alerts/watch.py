@@ -18,8 +18,10 @@ This module owns turning a stream of 15 s rows per service into predictive alert
 
 Alerts carry labels `alertname`, `severity="page"`, `slo`, `service`, `kind="predictive"`,
 `sloth_id` (`<service>-<slo>`, as the burn-rate alerts of the same SLO) and
-annotations `summary`, `runbook_url` (`<runbook base>/<service>-<slo>-predictive.md`) and
-`predicted_breach_in` ("~12m").
+annotations `summary`, `runbook_url` (`<runbook base>/<service>-<slo>-predictive.md`),
+`predicted_breach_in` ("~12m") and `signal`, why it fired: the physical signal nearest its
+limit (`top_signal`: a burn-rate pair's projected minutes to its page factor, or the database
+pool or CPU projected to reach 1.0), e.g. "db_pool full in ~14m".
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import httpx
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from alerts.features import FEATURE_NAMES, OnlineFeatures
+from alerts.features import ETA_CAP_MINUTES, FEATURE_NAMES, OnlineFeatures
 from alerts.model import PredictiveModel
 from slo.errors import SourceError
 from slo.scenario import STEP_SECONDS, Scenario, ScenarioSLO
@@ -71,6 +73,7 @@ class PredictiveAlert:
     starts_at: float  # unix seconds
     at: float  # the row that produced this notice
     runbook_base: str = "runbooks"
+    signal: str = ""  # why it fired (`top_signal`), shown on the pager
 
     @property
     def name(self) -> str:
@@ -98,6 +101,7 @@ class PredictiveAlert:
             ),
             "runbook_url": f"{self.runbook_base.rstrip('/')}/{self.service}-{self.slo}-predictive.md",
             "predicted_breach_in": f"~{self.breach_in_minutes:.0f}m",
+            "signal": self.signal,
         }
 
     def ends_at(self) -> float:
@@ -136,6 +140,27 @@ def breach_in_minutes(features: np.ndarray[Any, Any], horizon_minutes: float) ->
     return best_sli, max(1.0, min(best, horizon_minutes))
 
 
+# The physical signals a page can name, each with its projected minutes to its limit (a feature).
+_SIGNALS = (
+    ("err_eta_1h_pair", "5xx burn reaches 14.4x over 1h"),
+    ("err_eta_6h_pair", "5xx burn reaches 6x over 6h"),
+    ("slow_eta_1h_pair", "slow burn reaches 14.4x over 1h"),
+    ("slow_eta_6h_pair", "slow burn reaches 6x over 6h"),
+    ("db_pool_eta_full", "db_pool full"),
+    ("cpu_eta_full", "cpu saturated"),
+)
+
+
+def top_signal(features: np.ndarray[Any, Any]) -> str:
+    """Why a page fired, for on-call: the signal projected to reach its limit soonest, with the
+    projection ("db_pool full in ~14m"); the hardest burn when nothing is projected to get there."""
+    minutes, label = min((float(features[_INDEX[name]]), label) for name, label in _SIGNALS)
+    if minutes < ETA_CAP_MINUTES:
+        return f"{label} in ~{minutes:.0f}m"
+    err, slow = float(features[_INDEX["err_burn_5m"]]), float(features[_INDEX["slow_burn_5m"]])
+    return f"5xx burn {err:.1f}x over 5m" if err >= slow else f"slow burn {slow:.1f}x over 5m"
+
+
 @dataclass
 class _Stream:
     run: int = 0
@@ -172,12 +197,15 @@ class PredictiveWatch:
             if stream.run >= self._policy.consecutive:
                 slo, minutes = breach_in_minutes(features[i], self.model.horizon_minutes)
                 starts = stream.firing.starts_at if stream.firing else at
-                stream.firing = PredictiveAlert(service, slo, "firing", p, minutes, starts, at, self.runbook_base)
+                why = top_signal(features[i])
+                stream.firing = PredictiveAlert(service, slo, "firing", p, minutes, starts, at, self.runbook_base, why)
                 notices.append(stream.firing)
             elif stream.firing is not None and stream.run == 0:
                 last = stream.firing
                 notices.append(
-                    PredictiveAlert(service, last.slo, "resolved", p, last.breach_in_minutes, last.starts_at, at)
+                    PredictiveAlert(
+                        service, last.slo, "resolved", p, last.breach_in_minutes, last.starts_at, at, signal=last.signal
+                    )
                 )
                 stream.firing = None
         return notices

