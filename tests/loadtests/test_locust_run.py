@@ -24,8 +24,9 @@ from tests.nova.conftest import RunPlatform, admin_client, free_port
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO_ROOT / "loadtests" / "locustfile.py"
 DURATION_SECONDS = 10
-# Requests that are not the load test's: the scrapes and probes, and this test's own ledger check.
-NOT_LOAD_TEST = {"GET /metrics", "GET /healthz", "GET /readyz", "GET /v1/ledger/verify"}
+# Requests that are not the load test's: the scrapes and probes, this test's own ledger check, and
+# portfolio's polls of payments' token revocations (traces of their own).
+NOT_LOAD_TEST = {"GET /metrics", "GET /healthz", "GET /readyz", "GET /v1/ledger/verify", "GET /v1/tokens/revocations"}
 
 
 @pytest.fixture(autouse=True)
