@@ -124,7 +124,10 @@ def sqlite_gameday(tmp_path_factory: pytest.TempPathFactory) -> Run:
 def postgres_gameday(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     with new_postgres_database() as payments, new_postgres_database() as portfolio:
         out = tmp_path_factory.mktemp("gameday") / "postgres"
-        yield run_gameday(out, "--quick", "--payments-db", payments, "--portfolio-db", portfolio)
+        # Closed-model users (--rate 0): PostgreSQL, Prometheus, Alertmanager, the pager and Locust on two
+        # cores do not hold 250 requests/s through a worker kill (85% after retries in one CI run), and
+        # these tests are about the real outage and the pages, not the peak (the SQLite run covers that).
+        yield run_gameday(out, "--quick", "--rate", "0", "--payments-db", payments, "--portfolio-db", portfolio)
 
 
 # -- the quick game day on SQLite --------------------------------------------------------------------
