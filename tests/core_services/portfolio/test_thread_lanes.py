@@ -27,7 +27,7 @@ def test_readiness_and_quotes_answer_at_once_while_orders_wait_on_slow_payments(
     market = make_market(NOVA_ENABLE_FAULTS="1")
     trader = market.customer()
     assert market.order(trader, "buy", 1, key="warm-up").status_code == 201  # the house account is open
-    FaultBoard(market.settings.data_dir, "portfolio").put("payments_latency", PaymentsLatency(ms=1500, ttl_seconds=60))
+    FaultBoard(market.settings.data_dir, "portfolio").put("payments_latency", PaymentsLatency(ms=3000, ttl_seconds=60))
     with TestClient(market.app) as portfolio:  # one event loop, one shared pool, as in a worker
         orders = [
             threading.Thread(target=market.order, args=(trader, "buy", 1), kwargs={"client": portfolio})
@@ -43,5 +43,6 @@ def test_readiness_and_quotes_answer_at_once_while_orders_wait_on_slow_payments(
             for order in orders:
                 order.join(30)
     assert (ready.status_code, quote.status_code) == (200, 200)
-    assert ready_seconds < 0.5, ready_seconds
-    assert quote_seconds < 0.5, quote_seconds
+    # Queued behind the orders they would wait at least 2.7 s; a busy CI machine adds up to a second.
+    assert ready_seconds < 1.5, ready_seconds
+    assert quote_seconds < 1.5, quote_seconds
