@@ -33,6 +33,8 @@ from core_services.problems import Problem
 
 # The answer to give (status, body) and the money movement to write with it, if any.
 Decision = tuple[int, dict[str, Any], "store.Posting | None"]
+# Decides a request's answer inside its transaction; `lock` asks for its accounts row-locked.
+Decide = Callable[[Connection, bool], Decision]
 # A token's stored digest names its customer for good, so a worker keeps what it looked up
 # for a minute. Revocation is checked apart, against this worker's copy of the revocations,
 # which is never older than _REVOCATIONS_FRESH_SECONDS: a revocation reaches every worker
@@ -185,24 +187,24 @@ class PaymentsService:
     def deposit(self, principal: Principal, key: str, body: dict[str, Any]) -> tuple[StoredResponse, bool]:
         require_admin(principal)
 
-        def decide(conn: Connection) -> Decision:
+        def decide(conn: Connection, lock: bool) -> Decision:
             now = utc_now()
             target = store.find_account(conn, body["account_id"])
             if target is None or target.is_funding:
                 raise LedgerRuleViolation("account_not_found", f"no account {body['account_id']}")
-            funding = store.funding_account(conn, target.currency, now)
-            locked = store.locked_accounts(conn, [funding.id, target.id])
-            transfer = plan_transfer(locked[funding.id], locked[target.id], body["amount_minor"], target.currency)
+            funding = store.funding_account(conn, target.currency, now, lock=lock)
+            read = store.read_accounts(conn, [funding.id, target.id], lock=lock)
+            transfer = plan_transfer(read[funding.id], read[target.id], body["amount_minor"], target.currency)
             posting = store.Posting(ids.new_id("pay"), "deposit", transfer, None, now)
             return 201, posting.deposit_json(), posting
 
         return self._idempotent(principal, key, "deposit", body, decide)
 
     def pay(self, principal: Principal, key: str, body: dict[str, Any]) -> tuple[StoredResponse, bool]:
-        def decide(conn: Connection) -> Decision:
-            locked = store.locked_accounts(conn, [body["from_account"], body["to_account"]])
-            source = _owned(principal, locked.get(body["from_account"]))
-            target = locked.get(body["to_account"])
+        def decide(conn: Connection, lock: bool) -> Decision:
+            read = store.read_accounts(conn, [body["from_account"], body["to_account"]], lock=lock)
+            source = _owned(principal, read.get(body["from_account"]))
+            target = read.get(body["to_account"])
             if target is None or target.is_funding:
                 raise LedgerRuleViolation("account_not_found", f"no account {body['to_account']}")
             transfer = plan_transfer(source, target, body["amount_minor"], body["currency"])
@@ -248,7 +250,7 @@ class PaymentsService:
         key: str,
         operation: str,
         body: dict[str, Any],
-        decide: Callable[[Connection], Decision],
+        decide: Decide,
     ) -> tuple[StoredResponse, bool]:
         """Run `decide` once per (caller, key) and write its posting with the answer; every
         retry gets the first answer.
@@ -256,19 +258,19 @@ class PaymentsService:
         Rule violations are answers too, and are stored: a retry of a payment refused
         for insufficient funds is refused again, as Stripe does. Server errors are not
         stored: their transaction rolled back, so a retry may run afresh.
+
+        The accounts are first read without row locks, so that a hot account (the house
+        account every order pays or is paid by) is locked only for the write and the
+        COMMIT. If a balance moved in between, the write says so and the request is
+        decided again, this time with the accounts locked from the read on.
         """
         fingerprint = request_fingerprint(operation, body)
         with self.in_flight.claim(principal.scope, key):
             try:
-                with self.db.write() as conn:
-                    stored = _queue_and_look_up(conn, principal.scope, key)
-                    if stored is not None:
-                        raise IdempotentReplay(stored)
-                    status, answer, posting = _decision(decide, conn)
-                    response = StoredResponse(fingerprint, status, answer)
-                    if not store.record_outcome(conn, principal.scope, key, response, posting):
-                        raise DuplicateWon()
-                    return response, False
+                try:
+                    return self._decide_and_record(principal.scope, key, fingerprint, decide, lock=False)
+                except store.BalancesMoved:
+                    return self._decide_and_record(principal.scope, key, fingerprint, decide, lock=True)
             except IdempotentReplay as replayed:
                 return _check(replay, replayed.stored, fingerprint), True
             except DuplicateWon:
@@ -278,10 +280,24 @@ class PaymentsService:
                 assert first is not None
                 return _check(replay, first, fingerprint), True
 
+    def _decide_and_record(
+        self, scope: str, key: str, fingerprint: str, decide: Decide, *, lock: bool
+    ) -> tuple[StoredResponse, bool]:
+        """One transaction: the stored answer if there is one, else `decide` and write its outcome."""
+        with self.db.write() as conn:
+            stored = _queue_and_look_up(conn, scope, key)
+            if stored is not None:
+                raise IdempotentReplay(stored)
+            status, answer, posting = _decision(decide, conn, lock)
+            response = StoredResponse(fingerprint, status, answer)
+            if not store.record_outcome(conn, scope, key, response, posting):
+                raise DuplicateWon()
+            return response, False
 
-def _decision(decide: Callable[[Connection], Decision], conn: Connection) -> Decision:
+
+def _decision(decide: Decide, conn: Connection, lock: bool) -> Decision:
     try:
-        return decide(conn)
+        return decide(conn, lock)
     except LedgerRuleViolation as violation:
         problem = Problem(violation.code, violation.detail)
     except Problem as raised:
