@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import quote
@@ -266,7 +266,6 @@ class Document:
     page_title: str | None = None  # the browser tab's; the title (and verdict) when None
     generator: str = "nova"
     footer: Content = ()
-    notes: Sequence[Block] = field(default_factory=tuple)  # between the header and the first section
 
 
 def _inlines(content: Content) -> tuple[Inline, ...]:
@@ -420,6 +419,7 @@ def _html_figure(figure: Figure) -> str:
 
 
 def _html_block(block: Block, depth: int) -> str:
+    """One block of a section at `depth` (1: top level)."""
     if isinstance(block, Paragraph):
         return f"<p{_PARAGRAPH_CLASS[block.kind]}>{_html_content(block.content)}</p>"
     if isinstance(block, Facts):
@@ -428,7 +428,7 @@ def _html_block(block: Block, depth: int) -> str:
         return _html_table(block)
     if isinstance(block, Figures):
         return f'<div class="plots">{"".join(_html_figure(f) for f in block.figures)}</div>'
-    return _html_nested(block, depth)
+    return _html_nested(block, depth + 1)
 
 
 def _html_title(section: Section, tag: str, attributes: str = "") -> str:
@@ -447,13 +447,14 @@ def _html_blocks(blocks: Sequence[Block], depth: int) -> str:
         if cards:
             out.append(f'<div class="cards">{"".join(cards)}</div>')
             cards = []
-        out.append(_html_block(block, depth + 1 if isinstance(block, Section) else depth))
+        out.append(_html_block(block, depth))
     if cards:
         out.append(f'<div class="cards">{"".join(cards)}</div>')
     return "\n".join(out)
 
 
 def _html_nested(section: Section, depth: int) -> str:
+    """A section inside another, at `depth` (2: a top-level section's part, shown as a card unless plain)."""
     heading = _html_title(section, "h3" if depth <= 3 else "h4")
     body = _html_blocks(section.blocks, depth)
     if section.layout == "plain" or depth > 2:
@@ -476,7 +477,6 @@ def render_html(document: Document) -> str:
     page_title = document.page_title or document.title + (f" {verdict.words}" if verdict else "")
     header_css = _css_classes("page", f"verdict-{verdict.tone}" if verdict else "")
     facts = "".join(f"<div><dt>{_e(k)}</dt><dd>{_html_content(v)}</dd></div>" for k, v in document.facts)
-    notes = "".join(_html_block(block, 1) for block in document.notes)
     sections = "\n".join(_html_section(s, a) for s, a in zip(document.sections, anchors, strict=True))
     footer = f"<footer>{_html_content(document.footer)}</footer>\n" if _inlines(document.footer) else ""
     return f"""<!DOCTYPE html>
@@ -494,7 +494,7 @@ def render_html(document: Document) -> str:
 <dl class="meta">{facts}</dl>
 </header>
 <main>
-{notes}{sections}
+{sections}
 </main>
 {footer}</body>
 </html>
@@ -536,7 +536,8 @@ td a,dd a{color:var(--accent);text-decoration:none}
 td a:hover,dd a:hover{text-decoration:underline}
 table.overview a{font-weight:600}
 table.facts th{width:1%;white-space:nowrap;padding-right:24px}
-table.facts td{white-space:normal;overflow-wrap:anywhere}
+table.facts td{white-space:nowrap}
+section.phase table.facts td{white-space:normal;overflow-wrap:anywhere}
 td.warm{background:var(--warnbg);color:var(--warn);font-weight:600}
 td.hot{background:var(--badbg);color:var(--bad);font-weight:600}
 tr.fail td{background:#fff5f5}
@@ -695,7 +696,6 @@ def render_markdown(document: Document) -> str:
         [
             head,
             facts,
-            *(_md_block(block, 1) for block in document.notes),
             *(_md_section(s, 1, a) for s, a in zip(document.sections, anchors, strict=True)),
             [f"_{footer}_"] if footer else [],
         ]
