@@ -117,8 +117,8 @@ def accuracy_section(result: GameDayResult) -> Section | None:
         "Runbook accuracy",
         [
             Paragraph(description, "description"),
-            Section("Per alert", [accuracy_table(by_alert, "Alert")]),
-            Section("Per experiment", [accuracy_table(by_experiment, "Experiment")]),
+            Section("Per alert", [accuracy_table(by_alert, "Alert")], layout="wide-card"),
+            Section("Per experiment", [accuracy_table(by_experiment, "Experiment")], layout="wide-card"),
         ],
         anchor="runbook-accuracy",
         css="drill",

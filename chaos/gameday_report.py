@@ -430,7 +430,7 @@ def _phase_section(result: GameDayResult, phase: PhaseResult, anchor: str) -> Se
             ("Window", _window_text(result, phase.window.start, phase.window.end)),
             ("Fault", fault),
             ("Fault kind", phase.fault_kind or "none"),
-            ("Status", (Pill(phase.status, phase.status), Text(f" — {phase.reason}"))),
+            ("Status", (Pill(phase.status, phase.status), Text(f" — {phase.reason}" if phase.reason else ""))),
             ("Recovery", _seconds(phase.recovery_seconds) + (" after the fault ended" if phase.fault else "")),
             ("Journal", _journal(phase.journal)),
             ("Postmortem", drill_report.postmortem_link(phase)),

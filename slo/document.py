@@ -543,6 +543,7 @@ td.hot{background:var(--badbg);color:var(--bad);font-weight:600}
 tr.fail td{background:#fff5f5}
 code{font:12.5px ui-monospace,"DejaVu Sans Mono",monospace;background:var(--soft);padding:1px 5px;border-radius:4px;
 word-break:break-all}
+td code{word-break:normal;overflow-wrap:break-word}
 .muted{color:var(--muted);font-size:12px}
 h2 .muted{font-size:inherit;font-weight:500}
 .description{color:var(--muted);margin:0 0 12px;max-width:80ch}
