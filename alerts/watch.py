@@ -148,6 +148,9 @@ _SIGNALS = (
     ("slow_eta_6h_pair", "slow burn reaches 6x over 6h"),
     ("db_pool_eta_full", "db_pool full"),
     ("cpu_eta_full", "cpu saturated"),
+    ("db_pool_eta_full_exp", "db_pool full at its compound pace"),
+    ("cpu_eta_full_exp", "cpu saturated at its compound pace"),
+    ("p99_eta_threshold", "p99 reaches the latency threshold"),
 )
 
 
