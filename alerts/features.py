@@ -94,6 +94,26 @@ def _names() -> tuple[str, ...]:
 
 FEATURE_NAMES = _names()
 
+# The physical projections a predictive page can rest on: (feature, what reaches its limit), each
+# feature the minutes until it does at the recent pace (`ETA_CAP_MINUTES` when it never does).
+PROJECTIONS: tuple[tuple[str, str], ...] = (
+    ("err_eta_1h_pair", "5xx burn reaches 14.4x over 1h"),
+    ("err_eta_6h_pair", "5xx burn reaches 6x over 6h"),
+    ("slow_eta_1h_pair", "slow burn reaches 14.4x over 1h"),
+    ("slow_eta_6h_pair", "slow burn reaches 6x over 6h"),
+    ("db_pool_eta_full", "db_pool full"),
+    ("cpu_eta_full", "cpu saturated"),
+    ("p99_eta_threshold", "p99 reaches the latency threshold"),
+)
+SUPPORT_MINUTES = 60.0
+_PROJECTION_COLUMNS = [FEATURE_NAMES.index(name) for name, _ in PROJECTIONS]
+
+
+def physical_support(features: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Per row: does some projection reach its limit within `SUPPORT_MINUTES`? A predictive page
+    needs one, so that it can always say what will break and when (`alerts.watch.top_signal`)."""
+    return np.asarray((np.atleast_2d(features)[:, _PROJECTION_COLUMNS] < SUPPORT_MINUTES).any(axis=1))
+
 
 def _budgets(slos: Sequence[ScenarioSLO]) -> tuple[Floats, Floats, Floats]:
     """Per stream: the availability and latency error budgets, and the latency threshold (ms)."""
