@@ -18,6 +18,7 @@ fail; `db_latency` waits before the transaction starts.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import functools
 import os
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import anyio.to_thread
 from sqlalchemy import (
@@ -66,11 +68,11 @@ LOCK_TIMEOUT_MS = 2000
 WRITE_LOCK_WAIT_SECONDS = LOCK_TIMEOUT_MS / 1000
 # Start-up migrations of several processes queue for longer: nothing is waiting for them.
 MIGRATION_LOCK_WAIT_SECONDS = 60.0
-_POLL_FIRST_SECONDS, _POLL_MAX_SECONDS = 0.0005, 0.005
+_POLL_FIRST_SECONDS, _POLL_MAX_SECONDS = 0.0005, 0.001
 
 
 class WouldBlock(Exception):
-    """Work running on the event loop met a wait: nothing was written, run it again in a thread."""
+    """Work running on the event loop met a wait: nothing was written, run it again once the wait is over."""
 
 
 _on_loop = threading.local()
@@ -79,6 +81,15 @@ _on_loop = threading.local()
 def must_not_block() -> bool:
     """True while the current thread runs database work inline on the event loop (`Database.offload`)."""
     return bool(getattr(_on_loop, "active", False)) and not getattr(_on_loop, "wrote", False)
+
+
+def _inline(work: Callable[..., T], args: tuple[Any, ...], *, holding_slot: bool = False) -> T:
+    """Run `work` on the event loop's thread; WouldBlock if it meets the writer slot taken before writing."""
+    _on_loop.active, _on_loop.wrote, _on_loop.holding_slot = True, False, holding_slot
+    try:
+        return work(*args)
+    finally:
+        _on_loop.active = _on_loop.holding_slot = False
 
 
 class Database:
@@ -139,13 +150,18 @@ class Database:
         SQLite work while a `db_latency` fault makes it wait.
         """
         if self.is_sqlite and (self.faults is None or self.faults.current().db_latency is None):
-            _on_loop.active, _on_loop.wrote = True, False
             try:
-                return work(*args)
+                return _inline(work, args)
             except WouldBlock:
-                pass  # the writer slot is taken: wait for it off the loop
-            finally:
-                _on_loop.active = False
+                pass
+            if self._write_lock is not None:
+                # The writer slot is taken (by another worker, mostly): wait for it without
+                # blocking the loop, then run the work again on the loop, holding the slot.
+                await self._write_lock.acquire_async(WRITE_LOCK_WAIT_SECONDS)
+                try:
+                    return _inline(work, args, holding_slot=True)
+                finally:
+                    self._write_lock.release()
         return await anyio.to_thread.run_sync(functools.partial(work, *args))
 
     def ping(self) -> bool:
@@ -208,7 +224,7 @@ class Database:
 
     @contextmanager
     def _serialised(self, wait_seconds: float = WRITE_LOCK_WAIT_SECONDS) -> Iterator[None]:
-        if self._write_lock is None:
+        if self._write_lock is None or getattr(_on_loop, "holding_slot", False):
             yield
         else:
             self._write_lock.acquire(wait_seconds)
@@ -300,6 +316,9 @@ class _WriterQueue:
         self._thread_lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
+        # Per event loop, the coroutines waiting for the slot (see acquire_async), and how many.
+        self._loop_queues: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
+        self._waiting = 0
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -307,14 +326,19 @@ class _WriterQueue:
         try:
             yield
         finally:
-            try:
-                fcntl.flock(self._file(), fcntl.LOCK_UN)
-            finally:
-                self._thread_lock.release()
+            self.release()
+
+    def release(self) -> None:
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
 
     def acquire(self, wait_seconds: float) -> None:
         """Take the slot; `WouldBlock` on the event loop if it is taken, 503 after `wait_seconds` elsewhere."""
         inline = must_not_block()
+        if inline and self._waiting:
+            raise WouldBlock()  # behind the requests of this loop already waiting, not ahead of them
         deadline = time.monotonic() + wait_seconds
         taken = self._thread_lock.acquire(blocking=False) or (
             not inline and self._thread_lock.acquire(timeout=wait_seconds)
@@ -323,6 +347,46 @@ class _WriterQueue:
             raise WouldBlock() if inline else _writer_busy()
         try:
             self._lock_file(inline, deadline)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    async def acquire_async(self, wait_seconds: float) -> None:
+        """Take the slot from a coroutine, never blocking its loop; 503 after `wait_seconds`.
+
+        One coroutine per loop polls the file lock; the others queue behind it in order,
+        so a busy worker wakes a few hundred times a second at most, however many
+        requests wait.
+        """
+        deadline = time.monotonic() + wait_seconds
+        queue = self._loop_queues.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        self._waiting += 1
+        try:
+            try:
+                await asyncio.wait_for(queue.acquire(), wait_seconds)
+            except TimeoutError:
+                raise _writer_busy() from None
+            try:
+                pause = _POLL_FIRST_SECONDS
+                while not self._try_acquire():
+                    if time.monotonic() >= deadline:
+                        raise _writer_busy()
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _POLL_MAX_SECONDS)
+            finally:
+                queue.release()
+        finally:
+            self._waiting -= 1
+
+    def _try_acquire(self) -> bool:
+        if not self._thread_lock.acquire(blocking=False):
+            return False
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            self._thread_lock.release()
+            return False
         except BaseException:
             self._thread_lock.release()
             raise

@@ -70,3 +70,24 @@ def test_readyz_answers_at_once_while_payments_wait_for_the_writer_slot(
         for thread in payers:
             thread.join()
     assert sorted(response.status_code for response in answers) == [503, 503, 503]
+
+
+def test_payments_waiting_for_the_writer_slot_all_settle_once_it_is_free_within_the_bound(
+    api: PaymentsApi, settings: ServiceSettings
+) -> None:
+    # They wait on the event loop, one of them watching the slot, and all settle once the
+    # other worker lets go.
+    payer, payee = api.create_customer(), api.create_customer()
+    source, target = api.open_account(payer), api.open_account(payee)
+    api.fund(source, 1_000)
+    answers: list[httpx.Response] = []
+    with writer_slot_taken(settings, release_after=0.5):
+        payers = [
+            threading.Thread(target=lambda: answers.append(api.pay(payer, source, target, 100))) for _ in range(4)
+        ]
+        for thread in payers:
+            thread.start()
+        for thread in payers:
+            thread.join()
+    assert [response.status_code for response in answers] == [201, 201, 201, 201]
+    assert api.balance(source) == 600
