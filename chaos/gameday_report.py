@@ -26,6 +26,7 @@ from urllib.parse import quote
 from chaos import drill_report
 from chaos.gameday_model import AlertFiring, GameDayResult, LoadFigures, PhaseResult, SLIFigures
 from chaos.gameday_plots import render_plots
+from loadtests.audit import PaymentAudit
 from slo.plots import RenderedPlot, format_time
 from slo.report import _CSS as _SLO_CSS
 from slo.report import _e, _fmt_burn, _fmt_duration, _md, _md_table, _time_tag, _unique_slugs
@@ -176,21 +177,19 @@ def _ledger_class(ledger: dict[str, Any] | None) -> str:
     return "passed" if ledger["balanced"] else "failed"
 
 
-def _audit_text(audit: dict[str, Any] | None) -> str:
+def _audit_text(audit: PaymentAudit | None) -> str:
     """loadtests' audit.json (`loadtests.audit`) in one line: what was acknowledged, found, lost, mismatched."""
     if audit is None:
         return "no audit"
-    mismatches = audit.get("balance_mismatches")
     parts = [
-        f"acknowledged payments: {_count(audit.get('payments_acknowledged'))}",
-        f"confirmed: {_count(audit.get('payments_confirmed'))}",
-        f"lost: {_count(audit.get('payments_lost'))}",
-        f"balance mismatches: {_count(len(mismatches) if isinstance(mismatches, list) else mismatches)}",
+        f"acknowledged payments: {_count(audit.payments_acknowledged)}",
+        f"confirmed: {_count(audit.payments_confirmed)}",
+        f"lost: {_count(audit.payments_lost)}",
+        f"balance mismatches: {_count(len(audit.balance_mismatches))}",
     ]
-    if audit.get("payments_unknown"):
-        parts.append(f"outcome unknown: {_count(audit['payments_unknown'])}")
-    if "passed" in audit:
-        parts.append("audit passed" if audit["passed"] else "audit FAILED")
+    if audit.payments_unknown:
+        parts.append(f"outcome unknown: {_count(audit.payments_unknown)}")
+    parts.append("audit passed" if audit.passed else "audit FAILED")
     return " / ".join(parts)
 
 

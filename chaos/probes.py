@@ -162,7 +162,7 @@ def load_results(path: str) -> dict[str, Any]:
         "requests": overall.requests,
         "failures": overall.failures,
         "breaches": summary.breaches,
-        "audit_passed": bool(summary.audit and summary.audit.get("passed")),
+        "audit_passed": summary.audit is not None and summary.audit.passed,
         "offered_rps": summary.offered_rps,
         "achieved_rps": summary.achieved_rps,
     }

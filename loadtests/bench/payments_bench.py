@@ -52,6 +52,7 @@ from loadtests.bench.results import (
 )
 from loadtests.bench.wrk import WRK_THREADS, Tick, WrkRun, require_wrk, run_wrk
 from loadtests.processes import OwnedProcess, ProcessError
+from loadtests.serve_state import read_admin_token
 
 RAW_COMMIT_SECONDS = 5
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -272,7 +273,7 @@ class Stages:
         task = self._start(f"{name}: starting nova serve, funding {PAYERS} payers", None)
         root = baseline if baseline is not None else REPO_ROOT
         server, url, _ = running.enter_context(nova_serve(data_dir, settings.workers, payments_db, root=root))
-        admin_token = (data_dir / "admin-token").read_text().strip()
+        admin_token = read_admin_token(data_dir, environ={})  # nova_serve strips NOVA_*: the file
         payers = seed_payers(url, admin_token)
         self._finish(task, f"{name}: nova serve up, {PAYERS} payers funded")
         load = _Load(url, payers, settings.connections, data_dir, _database_name(payments_db))
