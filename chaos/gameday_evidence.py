@@ -52,6 +52,7 @@ from chaos.gameday_plan import (
     load_phase_checks,
 )
 from chaos.journal import experiment_outcome
+from loadtests.ledger_verification import LedgerVerification
 from loadtests.results import ResultsError, read_summary
 from loadtests.samples import CONNECTION_FAILED, RequestSample, read_samples
 from slo.confidence import availability_bound
@@ -84,7 +85,7 @@ class Evidence:
     windows: Mapping[str, Window]
     journals: Mapping[str, Path]
     loads: Mapping[str, Path]  # the baseline's load folder (experiments' come from their journals)
-    ledgers: Mapping[str, dict[str, Any] | None]
+    ledgers: Mapping[str, LedgerVerification | None]
     series: Mapping[str, list[SeriesPoint]]
     step_seconds: float
     alerts: Sequence[tuple[AlertInterval, str]]  # (interval, sloth_id)
@@ -423,12 +424,8 @@ def _ledger_check(phase: PhaseResult, _journal: dict[str, Any] | None = None, _r
     ledger = phase.ledger
     if ledger is None:
         return Check("ledger balanced", False, "the ledger could not be verified after this phase")
-    balanced = bool(ledger.get("balanced")) and int(ledger.get("negative_accounts", 0)) == 0
-    detail = (
-        f"sums {ledger.get('sum_minor')}, {ledger.get('negative_accounts')} negative accounts, "
-        f"{ledger.get('payments')} payments"
-    )
-    return Check("ledger balanced", balanced, detail)
+    detail = f"sums {ledger.sum_minor}, {ledger.negative_accounts} negative accounts, {ledger.payments} payments"
+    return Check("ledger balanced", ledger.holds, detail)
 
 
 def _availability_check(phase: PhaseResult, _journal: dict[str, Any] | None, _rule: CheckRule) -> Check:

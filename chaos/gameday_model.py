@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from loadtests.audit import PaymentAudit
+from loadtests.ledger_verification import LedgerVerification
 
 BASELINE = "baseline"
 
@@ -159,7 +160,7 @@ class PhaseResult:
     alerts: list[AlertFiring] = field(default_factory=list)  # alerts that began firing in this phase
     already_firing: list[str] = field(default_factory=list)  # alerts still firing from an earlier phase
     recovery_seconds: float | None = None  # fault end -> last failed request after it (0: none failed)
-    ledger: dict[str, Any] | None = None  # GET /v1/ledger/verify after the phase
+    ledger: LedgerVerification | None = None  # GET /v1/ledger/verify after the phase
     checks: list[Check] = field(default_factory=list)
     journal: str | None = None  # relative path of the Chaos Toolkit journal
     fault_kind: str | None = None  # in-app flag | network proxy | database | process (None: baseline)
@@ -236,6 +237,8 @@ class GameDayResult:
         document["passed"] = self.passed
         for phase, entry in zip(self.phases, document["phases"], strict=True):
             entry["passed"] = phase.passed
+            if phase.ledger is not None:
+                entry["ledger"] = phase.ledger.to_json()  # the service's answer, as it gave it
             if phase.load is not None and phase.load.audit is not None:
                 entry["load"]["audit"] = phase.load.audit.to_json()  # audit.json's own layout, verdict included
         document["time_to_detect"] = {phase.name: phase.detection for phase in self.phases if phase.fault}
@@ -252,7 +255,7 @@ def result_from_json(document: dict[str, Any]) -> GameDayResult:
 
 
 # Documents of other packages inside report.json: each read back by its own typed home.
-OWN_FORMATS: tuple[type[PaymentAudit], ...] = (PaymentAudit,)
+OWN_FORMATS: tuple[type[PaymentAudit] | type[LedgerVerification], ...] = (PaymentAudit, LedgerVerification)
 
 
 def _build(kind: Any, value: Any) -> Any:

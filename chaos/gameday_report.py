@@ -27,6 +27,7 @@ from chaos import drill_report
 from chaos.gameday_model import AlertFiring, GameDayResult, LoadFigures, PhaseResult, SLIFigures
 from chaos.gameday_plots import render_plots
 from loadtests.audit import PaymentAudit
+from loadtests.ledger_verification import LedgerVerification
 from slo.plots import RenderedPlot, format_time
 from slo.report import _CSS as _SLO_CSS
 from slo.report import _e, _fmt_burn, _fmt_duration, _md, _md_table, _time_tag, _unique_slugs
@@ -164,17 +165,16 @@ def _alert_text(alert: AlertFiring) -> str:
     return f"{alert.alert} {alert.severity}" + ("" if delay is None else f" +{delay:.0f} s")
 
 
-def _ledger_text(ledger: dict[str, Any] | None) -> str:
+def _ledger_text(ledger: LedgerVerification | None) -> str:
     if ledger is None:
         return "not checked"
-    balanced = ledger.get("balanced")
-    return "balanced" if balanced is True else "NOT balanced" if balanced is False else "unknown"
+    return "balanced" if ledger.balanced else "NOT balanced"
 
 
-def _ledger_class(ledger: dict[str, Any] | None) -> str:
-    if ledger is None or ledger.get("balanced") is None:
+def _ledger_class(ledger: LedgerVerification | None) -> str:
+    if ledger is None:
         return "unknown"
-    return "passed" if ledger["balanced"] else "failed"
+    return "passed" if ledger.balanced else "failed"
 
 
 def _audit_text(audit: PaymentAudit | None) -> str:
@@ -517,11 +517,12 @@ def _html_load(load: LoadFigures | None) -> str:
     return f"<table class='facts'>{rows}</table>{status_table}"
 
 
-def _html_ledger(ledger: dict[str, Any] | None) -> str:
+def _html_ledger(ledger: LedgerVerification | None) -> str:
     if ledger is None:
         return "<p class='none'>The ledger was not verified after this phase.</p>"
     rows = "".join(
-        f"<tr><th scope='row'>{_e(key)}</th><td>{_e(_value_text(value))}</td></tr>" for key, value in ledger.items()
+        f"<tr><th scope='row'>{_e(key)}</th><td>{_e(_value_text(value))}</td></tr>"
+        for key, value in ledger.to_json().items()
     )
     return f"<p>{_pill(_ledger_class(ledger), _ledger_text(ledger))}</p><table class='facts'>{rows}</table>"
 
@@ -766,7 +767,7 @@ def _markdown_phase(result: GameDayResult, phase: PhaseResult, slug: str) -> str
         out += [
             f"**{_md(_ledger_text(phase.ledger))}**",
             "",
-            _md_table(["", ""], [[_md(k), _md(_value_text(v))] for k, v in phase.ledger.items()]),
+            _md_table(["", ""], [[_md(k), _md(_value_text(v))] for k, v in phase.ledger.to_json().items()]),
         ]
     return "\n".join(out)
 

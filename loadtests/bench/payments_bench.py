@@ -51,6 +51,7 @@ from loadtests.bench.results import (
     PaymentsResult,
 )
 from loadtests.bench.wrk import WRK_THREADS, Tick, WrkRun, require_wrk, run_wrk
+from loadtests.ledger_verification import LedgerVerification
 from loadtests.processes import OwnedProcess, ProcessError
 from loadtests.serve_state import read_admin_token
 
@@ -348,9 +349,12 @@ def _verify_ledger(url: str, admin_token: str, runs: list[WrkRun]) -> LedgerChec
     response = httpx.get(f"{url}/v1/ledger/verify", headers={"Authorization": f"Bearer {admin_token}"}, timeout=60.0)
     if response.status_code != 200:
         raise BenchError(f"GET /v1/ledger/verify answered {response.status_code}: {response.text[:200]}")
-    body = response.json()
+    try:
+        ledger = LedgerVerification.from_json(response.json())
+    except ValueError as exc:
+        raise BenchError(f"GET /v1/ledger/verify: {exc}") from None
     # The setup deposits are rows of `payments` too.
-    return LedgerCheck(bool(body["balanced"]), int(body["payments"]), sum(run.created for run in runs) + PAYERS)
+    return LedgerCheck(ledger.balanced, ledger.payments, sum(run.created for run in runs) + PAYERS)
 
 
 def _error_detail(run: WrkRun) -> str:

@@ -15,6 +15,7 @@ from chaos.gameday_model import BASELINE, Check, PhaseResult, SeriesPoint, Windo
 from chaos.gameday_plan import CHECK_KINDS
 from loadtests.audit import PaymentAudit
 from loadtests.gate import evaluate_gate
+from loadtests.ledger_verification import LedgerVerification
 from loadtests.results import RunParameters, RunSummary, write_summary
 from loadtests.samples import RequestSample, write_samples
 from slo.scraper import Row
@@ -71,7 +72,7 @@ def evidence(tmp_path: Path, **changes: Any) -> Evidence:
         "windows": {BASELINE: Window(T0, T0 + 20)},
         "journals": {},
         "loads": {BASELINE: load_run(tmp_path / "load" / BASELINE, [ok(T0 + 1)])},
-        "ledgers": {BASELINE: {"balanced": True, "negative_accounts": 0, "sum_minor": {"USD": 0}}},
+        "ledgers": {BASELINE: LedgerVerification(True, sum_minor={"USD": 0})},
         "series": {},
         "step_seconds": 5.0,
         "alerts": [],
@@ -97,7 +98,7 @@ def experiment_evidence(tmp_path: Path, name: str, runs: list[dict[str, Any]], *
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(journal(runs)))
     windows = {BASELINE: Window(T0, T0 + 20), name: Window(T0 + 20, T0 + 80)}
-    ledgers = {key: {"balanced": True, "negative_accounts": 0} for key in windows}
+    ledgers = {key: LedgerVerification(True) for key in windows}
     return evidence(tmp_path, windows=windows, journals={name: path}, ledgers=ledgers, **changes)
 
 
@@ -214,7 +215,9 @@ def declared_experiment_evidence(tmp_path: Path, name: str, checks: list[Any] | 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document))
     windows = {name: Window(T0 + 20, T0 + 80)}
-    return evidence(tmp_path, windows=windows, journals={name: path}, ledgers={name: {"balanced": True}}, **changes)
+    return evidence(
+        tmp_path, windows=windows, journals={name: path}, ledgers={name: LedgerVerification(True)}, **changes
+    )
 
 
 def test_a_new_experiment_gets_its_checks_from_what_it_declares_alone(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from chaos.gameday_model import (
 from chaos.gameday_plots import GAMEDAY_PLOT_KINDS
 from chaos.gameday_report import GameDayReportFiles, sanitize, write_report
 from loadtests.audit import PaymentAudit
+from loadtests.ledger_verification import LedgerVerification
 from tests.browser import chromium, run_chromium
 
 T0 = 1_767_261_600.0  # 2026-01-01 10:00:00 UTC
@@ -80,7 +81,7 @@ def _sli(service: str, events: int, bad: int) -> SLIFigures:
     return SLIFigures(f"{service}-availability", 0.9999, events, bad, 1 - ratio, ratio / 0.0001, ratio / 0.0001 / 8640)
 
 
-LEDGER = {"balanced": True, "sum_minor": {"EUR": 0}, "negative_accounts": 0, "payments": 412, "entries": 824}
+LEDGER = LedgerVerification(True, sum_minor={"EUR": 0}, negative_accounts=0, payments=412, entries=824)
 
 
 def _phases() -> list[PhaseResult]:
