@@ -11,14 +11,13 @@ a child process; see loadtests/locust_process.py for why it is never imported he
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
@@ -27,7 +26,15 @@ from rich.table import Table
 
 from core_services.settings import DEFAULT_DATA_DIR, DEFAULT_PAYMENTS_PORT, DEFAULT_PORTFOLIO_PORT
 from loadtests import audit as payment_audit
-from loadtests.capacity import LIMIT_MAX_RATE, CapacityResult, LocustStep, StepResult, find_capacity
+from loadtests.capacity import (
+    CAPACITY_FILE,
+    LIMIT_MAX_RATE,
+    CapacityReport,
+    CapacityResult,
+    CapacitySearchRun,
+    LocustStep,
+    find_capacity,
+)
 from loadtests.capacity_plan import PLAN_FILE, CapacityPlan, CapacityPlanError, PlanInputs, read_capacity, write_plan
 from loadtests.capacity_plan import plan as capacity_plan
 from loadtests.gate import RULE_ZERO_FAILURES, GateError, GateResult, Thresholds, format_percent
@@ -42,7 +49,6 @@ from nova.output import console, fail
 from slo.durations import parse_duration
 from slo.targets import suite_targets
 
-CAPACITY_FILE = "capacity.json"
 LOCUST_WEB_URL = "http://127.0.0.1:8089"
 
 
@@ -504,33 +510,14 @@ def write_capacity(
     base: RunParameters,
     service_workers: dict[str, int] | None = None,
 ) -> None:
-    def step(item: StepResult) -> dict[str, Any]:
-        return {**asdict(item), "sustained": item.sustained, "passed": item.passed}
-
-    document = {
-        "thresholds": asdict(thresholds),
-        "step_seconds": step_seconds,
-        "warmup_seconds": warmup_seconds,
-        "run": {
-            "shape": "steady",
-            "max_user_rate": base.user_rate,
-            "processes": base.processes,
-            "payments_url": base.payments_url,
-            "portfolio_url": base.portfolio_url,
-            # Worker processes per service, from serve.json (what the capacity plan divides by).
-            **({"service_workers": service_workers} if service_workers else {}),
-        },
-        "mixes": {
-            mix: {
-                "capacity_rps": result.capacity,
-                "limited_by": result.limited_by,
-                "steps": [step(item) for item in result.steps],
-            }
-            for mix, result in found.items()
-        },
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    run = CapacitySearchRun(
+        max_user_rate=base.user_rate,
+        processes=base.processes,
+        payments_url=base.payments_url,
+        portfolio_url=base.portfolio_url,
+        service_workers=service_workers or None,  # from serve.json: what the capacity plan divides by
+    )
+    CapacityReport(dict(found), thresholds, step_seconds, warmup_seconds, run).write(path)
 
 
 def _plan(
