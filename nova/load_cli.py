@@ -93,10 +93,18 @@ def load(
     ] = None,
     max_rate: Annotated[float, typer.Option(help="Highest rate the capacity search offers, requests/s")] = 2000.0,
     p99_ms: Annotated[
-        float | None, typer.Option(help="Gate: p99 latency must stay below this (ms; default: slo/specs, 200)")
+        float | None,
+        typer.Option(
+            help="Gate: p99 latency must stay below this "
+            f"(ms; default: slo/specs, {suite_targets().latency_threshold_ms:g})"
+        ),
     ] = None,
     availability: Annotated[
-        float | None, typer.Option(help="Gate: availability must be at least this (%; default: slo/specs, 99.99)")
+        float | None,
+        typer.Option(
+            help="Gate: availability must be at least this "
+            f"(%; default: slo/specs, {suite_targets().availability_percent:g})"
+        ),
     ] = None,
     plan: Annotated[
         Path | None,
