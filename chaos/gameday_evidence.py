@@ -420,7 +420,7 @@ def _hypothesis_check(phase: PhaseResult, _journal: dict[str, Any] | None, _rule
     return Check("steady-state hypothesis held", phase.status == "passed", phase.reason or "before and after: met")
 
 
-def _ledger_check(phase: PhaseResult, _journal: dict[str, Any] | None = None, _rule: CheckRule | None = None) -> Check:
+def _ledger_check(phase: PhaseResult, _journal: dict[str, Any] | None, _rule: CheckRule) -> Check:
     ledger = phase.ledger
     if ledger is None:
         return Check("ledger balanced", False, "the ledger could not be verified after this phase")
