@@ -248,7 +248,7 @@ class _RunRecorder:
             document = self._collect_audits(runner)
         else:  # the local runner ran the users itself
             own = audit_this_process(self.environment, self.services["payments"])
-            document = payment_audit.merge_audits([own] if own else [], missing=0 if own else 1)
+            document = payment_audit.merge_audits([own] if own is not None else [], missing=0 if own is not None else 1)
         path = payment_audit.write_audit(self.results, document)
         log.info("wrote the payment audit (%s) to %s", "passed" if document.passed else "FAILED", path)
 
