@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from alerts.features import HOUR, FeatureExtractor, OnlineFeatures, raw_rows
 from alerts.generator import generate_scenario
-from alerts.model import PredictiveModel, train
+from alerts.model import PredictiveModel, gated, train
 from slo.scenario import STEP_SECONDS, Scenario
 
 RUNS = 3
@@ -69,7 +69,7 @@ def online_run(model: PredictiveModel, rows: np.ndarray, clock: np.ndarray, slos
     started = time.perf_counter()
     for step in range(rows.shape[1]):
         features = online.push(rows[:, step], float(clock[step]))
-        model.classifier.predict_proba(features)
+        gated(model.classifier.predict_proba(features)[:, 1], features)
     return time.perf_counter() - started
 
 
@@ -82,7 +82,7 @@ def naive_run(model: PredictiveModel, rows: np.ndarray, clock: np.ndarray, slos:
         begin = max(0, step + 1 - 6 * HOUR)
         for i, slo in enumerate(slos):
             features = extractor.transform_rows(rows[i, begin : step + 1], clock[begin : step + 1], slo.slo)
-            model.classifier.predict_proba(features[-1:])
+            gated(model.classifier.predict_proba(features[-1:])[:, 1], features[-1:])
     return time.perf_counter() - started
 
 

@@ -16,9 +16,19 @@ then the same element-wise arithmetic on those sums (`_formulas`), whichever pat
 Features, for the availability SLI (`err`: 5xx over requests) and the latency SLI (`slow`:
 requests over 200 ms), as burn rates (error ratio over the SLO's budget): burn over 1m, 5m,
 15m, 30m, 1h and 6h, its change over 5m, 15m and 30m, and where the 1h and 6h burn would be in
-30 minutes if the last 5 minutes went on; the p99 level and trend; cpu and db_pool level and
-15m/30m trends; traffic against its last hour and against its usual level at that time of day
-(the same clock time yesterday when a day of history exists, else the last 6 hours).
+30 minutes if the last 5 minutes went on, and the minutes until each page pair is crossed.
+
+Everything else is a physical quantity with the same meaning on any service, so that a model
+fitted on one system's shapes has less of that system to learn by heart: p99 against the SLO's
+latency threshold, its trend, and the minutes until it reaches the threshold at its compound
+pace; cpu and db_pool utilisation (1.0 = saturated), their trends, and saturation forecasts:
+the minutes until each reaches 1.0 at the pace of the last 5, 15 and 30 minutes, the latest of
+the three (a forecast every time scale agrees on, which one noisy window cannot make) and at the
+compound pace; the gauge per request against half an hour before (a leak, slower queries or a
+costlier request move it, more traffic alone does not, by Little's law); traffic against its
+last hour and its previous 15 minutes, and the headroom the busier gauge leaves for traffic.
+No clock time and no "same time yesterday": calendars differ between systems (a market open at
+13:30 or at 08:00, weekends), and a surge is judged by the capacity it leaves, not by the hour.
 """
 
 from __future__ import annotations
@@ -64,8 +74,6 @@ Sums = Callable[[Window], tuple[Floats, Floats]]  # window -> (sum in natural un
 
 _BURN_WINDOWS = {"1m": MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE, "1h": HOUR, "6h": 6 * HOUR}
 _TRENDS = {"5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE}
-# The usual traffic at this clock time: an hour centred on the same time yesterday.
-_YESTERDAY = Window(REQ, HOUR, DAY - HOUR // 2)
 
 
 def _names() -> tuple[str, ...]:
@@ -75,23 +83,46 @@ def _names() -> tuple[str, ...]:
         names += [f"{sli}_burn_trend_{w}" for w in _TRENDS]
         names += [f"{sli}_burn_1h_in_30m", f"{sli}_burn_6h_in_30m", f"{sli}_eta_1h_pair", f"{sli}_eta_6h_pair"]
         names += [f"{sli}_eta_1h_pair_15m", f"{sli}_eta_6h_pair_1h"]
-    names += ["p99_ms_5m", "p99_ms_30m", "p99_trend_15m", "p99_vs_6h"]
+    names += ["p99_vs_threshold_5m", "p99_vs_threshold_30m", "p99_trend_15m", "p99_vs_6h", "p99_eta_threshold"]
     for gauge in ("cpu", "db_pool"):
         names += [f"{gauge}_5m", f"{gauge}_trend_5m", f"{gauge}_trend_15m", f"{gauge}_trend_30m", f"{gauge}_eta_full"]
-    names += ["traffic_vs_1h", "traffic_vs_usual", "traffic_trend_15m", "history_hours", "hour_of_day"]
+        names += [f"{gauge}_eta_full_5m", f"{gauge}_eta_full_30m", f"{gauge}_eta_full_sure", f"{gauge}_eta_full_exp"]
+        names += [f"{gauge}_per_request_drift"]
+    names += ["traffic_vs_1h", "traffic_trend_15m", "traffic_headroom", "history_hours"]
     return tuple(names)
 
 
 FEATURE_NAMES = _names()
 
+# The physical projections a predictive page can rest on: (feature, what reaches its limit), each
+# feature the minutes until it does at the recent pace (`ETA_CAP_MINUTES` when it never does).
+PROJECTIONS: tuple[tuple[str, str], ...] = (
+    ("err_eta_1h_pair", "5xx burn reaches 14.4x over 1h"),
+    ("err_eta_6h_pair", "5xx burn reaches 6x over 6h"),
+    ("slow_eta_1h_pair", "slow burn reaches 14.4x over 1h"),
+    ("slow_eta_6h_pair", "slow burn reaches 6x over 6h"),
+    ("db_pool_eta_full", "db_pool full"),
+    ("cpu_eta_full", "cpu saturated"),
+    ("p99_eta_threshold", "p99 reaches the latency threshold"),
+)
+SUPPORT_MINUTES = 60.0
+_PROJECTION_COLUMNS = [FEATURE_NAMES.index(name) for name, _ in PROJECTIONS]
 
-def _budgets(slos: Sequence[ScenarioSLO]) -> tuple[Floats, Floats]:
+
+def physical_support(features: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Per row: does some projection reach its limit within `SUPPORT_MINUTES`? A predictive page
+    needs one, so that it can always say what will break and when (`alerts.watch.top_signal`)."""
+    return np.asarray((np.atleast_2d(features)[:, _PROJECTION_COLUMNS] < SUPPORT_MINUTES).any(axis=1))
+
+
+def _budgets(slos: Sequence[ScenarioSLO]) -> tuple[Floats, Floats, Floats]:
+    """Per stream: the availability and latency error budgets, and the latency threshold (ms)."""
     availability = np.array([1.0 - s.availability for s in slos])
     latency = np.array([1.0 - s.latency_objective for s in slos])
-    return availability, latency
+    return availability, latency, np.array([float(s.latency_threshold_ms) for s in slos])
 
 
-def _formulas(sums: Sums, budgets: tuple[Floats, Floats], seen: Floats, clock: Floats) -> list[Floats]:
+def _formulas(sums: Sums, budgets: tuple[Floats, Floats, Floats], seen: Floats) -> list[Floats]:
     """The features from window sums: element-wise arithmetic only, so both paths agree exactly."""
     memo: dict[Window, tuple[Floats, Floats]] = {}
 
@@ -125,26 +156,57 @@ def _formulas(sums: Sums, budgets: tuple[Floats, Floats], seen: Floats, clock: F
         out.append(_eta(burns["6h"], burns["1h"], 6.0, 360.0))
     p99_5m, p99_30m, p99_6h = mean(Window(P99, 5 * MINUTE)), mean(Window(P99, 30 * MINUTE)), mean(Window(P99, 6 * HOUR))
     p99_15m = mean(Window(P99, 15 * MINUTE))
-    out += [p99_5m, p99_30m, p99_15m - mean(Window(P99, 15 * MINUTE, 15 * MINUTE)), p99_5m / np.maximum(p99_6h, 1.0)]
+    threshold = budgets[2]
+    p99_change = p99_15m - mean(Window(P99, 15 * MINUTE, 15 * MINUTE))
+    out += [p99_5m / threshold, p99_30m / threshold, p99_change / threshold]
+    out.append(p99_5m / np.maximum(p99_6h, 1.0))
+    # minutes until p99 reaches the latency threshold at the exponential pace of the last 15 minutes
+    out.append(_eta_exponential(p99_5m / threshold, mean(Window(P99, 5 * MINUTE, 15 * MINUTE)) / threshold, 15.0))
+    traffic_5m, traffic_15m = mean(Window(REQ, 5 * MINUTE)), mean(Window(REQ, 15 * MINUTE))
+    traffic_15m_before = mean(Window(REQ, 15 * MINUTE, 30 * MINUTE))
     for gauge in (CPU, POOL):
         now_5m, now_15m, now_30m = (mean(Window(gauge, rows * MINUTE)) for rows in (5, 15, 30))
+        trend_5m = now_5m - mean(Window(gauge, 5 * MINUTE, 5 * MINUTE))
         trend_15m = now_15m - mean(Window(gauge, 15 * MINUTE, 15 * MINUTE))
-        out += [now_5m, now_5m - mean(Window(gauge, 5 * MINUTE, 5 * MINUTE)), trend_15m]
-        out.append(now_30m - mean(Window(gauge, 30 * MINUTE, 30 * MINUTE)))
-        # minutes until the gauge reaches 1 at the pace of the last half hour (15m means 15 min apart)
+        trend_30m = now_30m - mean(Window(gauge, 30 * MINUTE, 30 * MINUTE))
+        out += [now_5m, trend_5m, trend_15m, trend_30m]
+        # minutes until the gauge reaches 1 at the pace of the last 5, 15 and 30 minutes (means that
+        # many minutes apart); "sure" when all three paces agree it will (the latest of the three), a
+        # projection that one noisy window cannot make; "exp" at the compound pace of the last 15 min
+        paces = ((trend_15m, 15.0), (trend_5m, 5.0), (trend_30m, 30.0))
+        etas = [_eta_linear(now_5m, trend, minutes) for trend, minutes in paces]
+        out += [*etas, np.maximum(np.maximum(etas[0], etas[1]), etas[2])]
+        out.append(_eta_exponential(now_5m, mean(Window(gauge, 5 * MINUTE, 15 * MINUTE)), 15.0))
+        # the gauge per request against half an hour before: a leak, slower queries or a costlier
+        # request move it; more traffic alone does not (Little's law)
         with np.errstate(divide="ignore", invalid="ignore"):
-            pace = trend_15m / 15.0
-            out.append(np.where(pace > 0, np.clip((1.0 - now_5m) / pace, 0.0, ETA_CAP_MINUTES), ETA_CAP_MINUTES))
-    traffic_15m = mean(Window(REQ, 15 * MINUTE))
-    yesterday_total, yesterday_rows = window_sums(_YESTERDAY)
-    usual = np.where(yesterday_rows >= _YESTERDAY.rows, yesterday_total / _YESTERDAY.rows, mean(Window(REQ, 6 * HOUR)))
-    out.append(mean(Window(REQ, 5 * MINUTE)) / np.maximum(mean(Window(REQ, HOUR)), 1.0))
-    out.append(traffic_15m / np.maximum(usual, 1.0))
+            per_request = now_15m / np.maximum(traffic_15m, 1.0)
+            before = mean(Window(gauge, 15 * MINUTE, 30 * MINUTE)) / np.maximum(traffic_15m_before, 1.0)
+            out.append(np.where(before > 0, np.clip(per_request / before, 0.0, 10.0), 1.0))
+    out.append(traffic_5m / np.maximum(mean(Window(REQ, HOUR)), 1.0))
     out.append(traffic_15m / np.maximum(mean(Window(REQ, 15 * MINUTE, 15 * MINUTE)), 1.0))
+    # traffic headroom: how many times today's traffic the busier of CPU and pool could carry, if
+    # they scale with it (1 = saturated): capacity, not the calendar, says whether a surge is routine
+    busiest = np.maximum(mean(Window(CPU, 5 * MINUTE)), mean(Window(POOL, 5 * MINUTE)))
+    out.append(np.clip(1.0 / np.maximum(busiest, 0.01), 1.0, 100.0))
     out.append(np.minimum(seen, 6 * HOUR) / HOUR)
-    # Clock time (UTC): the day's rhythm (market open at 13:30) is known, not an anomaly.
-    out.append(np.mod(clock, 86400.0) / 3600.0)
     return out
+
+
+def _eta_linear(level: Floats, change: Floats, minutes: float) -> Floats:
+    """Minutes until `level` reaches 1 if it goes on changing by `change` every `minutes`; capped."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pace = change / minutes
+        return np.where(pace > 0, np.clip((1.0 - level) / pace, 0.0, ETA_CAP_MINUTES), ETA_CAP_MINUTES)
+
+
+def _eta_exponential(level: Floats, before: Floats, minutes: float) -> Floats:
+    """Minutes until `level` reaches 1 if it keeps growing by the factor level/before every `minutes`."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = np.log(np.maximum(level, 1e-6) / np.maximum(before, 1e-6)) / minutes
+        eta = np.log(1.0 / np.maximum(level, 1e-6)) / growth
+    eta = np.where(growth > 0, np.clip(eta, 0.0, ETA_CAP_MINUTES), ETA_CAP_MINUTES)
+    return np.where(level >= 1.0, 0.0, eta)
 
 
 def _eta(long: Floats, short: Floats, factor: float, span_minutes: float) -> Floats:
@@ -164,7 +226,7 @@ def _windows_read() -> list[Window]:
         seen.add(window)
         return np.ones(1), np.ones(1)
 
-    _formulas(record, (np.ones(1), np.ones(1)), np.ones(1), np.ones(1))
+    _formulas(record, (np.ones(1), np.ones(1), np.ones(1)), np.ones(1))
     return sorted(seen)
 
 
@@ -205,8 +267,7 @@ class FeatureExtractor:
             total = (cum[end, window.column] - cum[start, window.column]) / _FIXED_POINT[window.column]
             return total, (end - start).astype(np.float64)
 
-        clock = np.asarray(timestamps, dtype=np.float64)
-        columns = _formulas(sums, _budgets([slo]), (index + 1).astype(np.float64), clock)
+        columns = _formulas(sums, _budgets([slo]), (index + 1).astype(np.float64))
         return np.column_stack(columns).astype(np.float32)
 
 
@@ -216,7 +277,7 @@ class OnlineFeatures:
     `push(rows, at)` takes one raw row per stream, (streams, 6) in `RAW_COLUMNS` order, and returns
     that step's features (streams, n_features), equal to the last row `FeatureExtractor`
     would give over everything pushed so far. Memory: a ring of cumulative sums per column,
-    as long as the farthest window reaches (a day and half an hour for traffic, 6h otherwise).
+    as long as the farthest window reaches (6 hours).
     """
 
     names: tuple[str, ...] = FEATURE_NAMES
@@ -253,5 +314,5 @@ class OnlineFeatures:
             total = (cum_at(window.column, end) - cum_at(window.column, start)) / _FIXED_POINT[window.column]
             return total, np.full(self.streams, float(end - start))
 
-        columns = _formulas(sums, self._budgets, np.full(self.streams, float(n)), np.full(self.streams, float(at)))
+        columns = _formulas(sums, self._budgets, np.full(self.streams, float(n)))
         return np.column_stack(columns).astype(np.float32)

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from slo.scenario import STEP_SECONDS, Incident, Scenario, breach_condition, write_scenario
+from alerts.incidents import label_incidents, shrink_near_misses
+from slo.scenario import STEP_SECONDS, Scenario, breach_condition, write_scenario
 from slo.targets import suite_targets
 
 INCIDENT_KINDS: tuple[str, ...] = (
@@ -495,19 +496,12 @@ def generate_labelled(
     placed = _place(events, rows, rng, fixed)
 
     noise_seed = int(rng.integers(0, 2**63 - 1))
-    scenario, holds = _build(timestamps, service, normal, load, placed, noise_seed, name or f"scenario-{seed}")
-    for _ in range(6):
-        strays = _strays(holds, placed)
-        if not strays.any():
-            break
-        culprits = [e for e in placed if not e.incident and strays[e.start : e.start + e.rows + HOUR].any()]
-        if not culprits:
-            break
-        for event in culprits:
-            event.scale *= 0.6
-            if event.scale < 0.15:
-                placed.remove(event)
-        scenario, holds = _build(timestamps, service, normal, load, placed, noise_seed, scenario.name)
+    label = name or f"scenario-{seed}"
+
+    def build(events: list[_Event]) -> tuple[Scenario, npt.NDArray[np.bool_]]:
+        return _build(timestamps, service, normal, load, events, noise_seed, label)
+
+    scenario, _, _ = shrink_near_misses(placed, build, build(placed), LATE_GRACE_ROWS)
     near = [
         NearMiss(e.kind, float(timestamps[e.start]), float(timestamps[e.start + e.rows]))
         for e in placed
@@ -532,27 +526,7 @@ def _build(
     columns = _service_model(service, normal, pressure, np.random.default_rng(noise_seed))
     scenario = Scenario.from_columns(timestamps, columns, name=name)
     holds = breach_condition(scenario)
-    incidents = []
-    for event in events:
-        if event.incident:
-            begin, end = float(timestamps[event.start]), float(timestamps[event.start + event.rows])
-            incidents.append(Incident(event.kind, begin, _first_breach(holds, timestamps, begin, end), end))
-    return replace(scenario, incidents=incidents), holds
-
-
-def _first_breach(holds: npt.NDArray[np.bool_], times: npt.NDArray[np.int64], start: float, end: float) -> float | None:
-    """`slo.scenario.first_breach(scenario, start, end)` given the scenario's `breach_condition`."""
-    mask = holds & (times >= start) & (times <= end)
-    return float(times[np.flatnonzero(mask)[0]]) if mask.any() else None
-
-
-def _strays(holds: npt.NDArray[np.bool_], events: list[_Event]) -> npt.NDArray[np.bool_]:
-    """Rows where the page condition holds outside every incident (and its 30 min grace)."""
-    holds = holds.copy()
-    for event in events:
-        if event.incident:
-            holds[event.start : event.start + event.rows + LATE_GRACE_ROWS + 1] = False
-    return holds
+    return replace(scenario, incidents=label_incidents(events, timestamps, holds)), holds
 
 
 def generate_set(seed: int, count: int, *, hours: float = 24.0) -> list[Scenario]:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from alerts.features import FEATURE_NAMES, FeatureExtractor
+from alerts.features import FEATURE_NAMES, FeatureExtractor, physical_support
 from alerts.scoring import PageScore, burn_rate_pages, merge_pages, score_pages
 from slo.scenario import STEP_SECONDS, Scenario, breach_condition, write_scenario
 
@@ -380,7 +380,14 @@ def _predict(classifier: CalibratedClassifierCV, features: npt.NDArray[np.float3
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
-        return np.asarray(classifier.predict_proba(features)[:, 1], dtype=np.float64)
+        return gated(classifier.predict_proba(features)[:, 1], features)
+
+
+def gated(probabilities: npt.NDArray[np.float64], features: npt.NDArray[np.float32]) -> Floats:
+    """The classifier's probability where a physical projection supports a page
+    (`alerts.features.physical_support`), else 0: a page that cannot say what will break, and
+    when, does not fire."""
+    return np.where(physical_support(features), np.asarray(probabilities, dtype=np.float64), 0.0)
 
 
 def choose_policy(scenarios: Sequence[Scenario], probabilities: Sequence[Floats]) -> tuple[PagePolicy, PageScore]:

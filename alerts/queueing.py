@@ -38,7 +38,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
-from slo.scenario import STEP_SECONDS, Incident, Scenario, breach_condition
+from alerts.incidents import label_incidents, shrink_near_misses
+from slo.scenario import STEP_SECONDS, Scenario, breach_condition
 
 Floats = npt.NDArray[np.float64]
 
@@ -431,14 +432,7 @@ def _build(
         MECHANISMS[event.kind](event, index, faults, s, base_pool)
     scenario = Scenario.from_columns(timestamps, _measure(s, arrivals, faults, noise), name=name)
     holds = breach_condition(scenario)
-    incidents = []
-    for event in events:
-        if event.incident:
-            begin, end = float(timestamps[event.start]), float(timestamps[min(event.start + event.rows, rows - 1)])
-            mask = holds & (timestamps >= begin) & (timestamps <= end)
-            breach = float(timestamps[np.flatnonzero(mask)[0]]) if mask.any() else None
-            incidents.append(Incident(event.kind, begin, breach, end))
-    return replace(scenario, incidents=incidents), holds
+    return replace(scenario, incidents=label_incidents(events, timestamps, holds)), holds
 
 
 def generate_scenario(seed: int, *, hours: float = 72.0, name: str | None = None, start: int = START) -> Scenario:
@@ -472,22 +466,13 @@ def generate_scenario(seed: int, *, hours: float = 72.0, name: str | None = None
     placed = _place(events, rows, rng)
     noise_seed = int(rng.integers(0, 2**63 - 1))
     label = name or f"queue-{seed}"
-    scenario, holds = _build(timestamps, service, arrivals, placed, noise_seed, label)
-    for _ in range(6):  # a near-miss must not page: shrink it, then drop it
-        strays = holds.copy()
-        for e in placed:
-            if e.incident:
-                strays[e.start : e.start + e.rows + GRACE_ROWS + 1] = False
-        if not strays.any():
-            break
-        culprits = [e for e in placed if not e.incident and strays[e.start : e.start + e.rows + HOUR].any()]
-        if not culprits:  # routine load (an open surge, a weekend batch) breached: draw another service
-            return generate_scenario(seed + 1_000_003, hours=hours, name=label, start=start)
-        for e in culprits:
-            e.scale *= 0.6
-            if e.scale < 0.15:
-                placed.remove(e)
-        scenario, holds = _build(timestamps, service, arrivals, placed, noise_seed, label)
+
+    def build(events: list[_Event]) -> tuple[Scenario, npt.NDArray[np.bool_]]:
+        return _build(timestamps, service, arrivals, events, noise_seed, label)
+
+    scenario, _, settled = shrink_near_misses(placed, build, build(placed), GRACE_ROWS)
+    if not settled:  # routine load (an open surge, a weekend batch) breached: draw another service
+        return generate_scenario(seed + 1_000_003, hours=hours, name=label, start=start)
     return scenario
 
 

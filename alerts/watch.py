@@ -40,8 +40,8 @@ import httpx
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from alerts.features import ETA_CAP_MINUTES, FEATURE_NAMES, OnlineFeatures
-from alerts.model import PredictiveModel
+from alerts.features import ETA_CAP_MINUTES, FEATURE_NAMES, PROJECTIONS, OnlineFeatures
+from alerts.model import PredictiveModel, gated
 from slo.errors import SourceError
 from slo.scenario import STEP_SECONDS, Scenario, ScenarioSLO
 from slo.scraper import (
@@ -140,21 +140,10 @@ def breach_in_minutes(features: np.ndarray[Any, Any], horizon_minutes: float) ->
     return best_sli, max(1.0, min(best, horizon_minutes))
 
 
-# The physical signals a page can name, each with its projected minutes to its limit (a feature).
-_SIGNALS = (
-    ("err_eta_1h_pair", "5xx burn reaches 14.4x over 1h"),
-    ("err_eta_6h_pair", "5xx burn reaches 6x over 6h"),
-    ("slow_eta_1h_pair", "slow burn reaches 14.4x over 1h"),
-    ("slow_eta_6h_pair", "slow burn reaches 6x over 6h"),
-    ("db_pool_eta_full", "db_pool full"),
-    ("cpu_eta_full", "cpu saturated"),
-)
-
-
 def top_signal(features: np.ndarray[Any, Any]) -> str:
     """Why a page fired, for on-call: the signal projected to reach its limit soonest, with the
     projection ("db_pool full in ~14m"); the hardest burn when nothing is projected to get there."""
-    minutes, label = min((float(features[_INDEX[name]]), label) for name, label in _SIGNALS)
+    minutes, label = min((float(features[_INDEX[name]]), label) for name, label in PROJECTIONS)
     if minutes < ETA_CAP_MINUTES:
         return f"{label} in ~{minutes:.0f}m"
     err, slow = float(features[_INDEX["err_burn_5m"]]), float(features[_INDEX["slow_burn_5m"]])
@@ -189,7 +178,7 @@ class PredictiveWatch:
             if row is not None:
                 raw[i] = (row.requests, row.errors, row.slow, row.p99_ms, row.cpu, row.db_pool)
         features = self._features.push(raw, at)
-        probabilities = self.model.classifier.predict_proba(features)[:, 1]  # run_watch limits the threads
+        probabilities = gated(self.model.classifier.predict_proba(features)[:, 1], features)  # run_watch limits threads
         notices: list[PredictiveAlert] = []
         for i, service in enumerate(self.services):
             stream, p = self._streams[service], float(probabilities[i])

@@ -14,7 +14,6 @@ samples with `loadtests.samples`.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from chaos.errors import ChaosError
 from chaos.gameday_model import GameDayResult, PhaseResult
 from chaos.gameday_report import sanitize
 from loadtests.samples import read_samples
+from slo.document import Document, Paragraph, Pill, Row, Section, Table, Text, render_html, render_markdown
 
 ALPHA = 0.01
 SMALL_EFFECT = 0.56  # Vargha and Delaney's threshold of a small effect
@@ -273,61 +273,52 @@ def _headline(comparison: Comparison) -> str:
     return "B is not significantly worse than A in any phase"
 
 
-def markdown(comparison: Comparison) -> str:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    out = [
-        "# Game day comparison",
-        "",
-        f"- **A:** {cell(comparison.a)}",
-        f"- **B:** {cell(comparison.b)}",
-        f"- **Verdict:** {_headline(comparison)}",
-        f"- **Tests:** one-sided Mann-Whitney U on latency, Fisher's exact on failures, at {ALPHA:g}; "
-        f"latency also needs A12 >= {SMALL_EFFECT:g}",
-        "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
+def comparison_document(comparison: Comparison) -> Document:
+    """The comparison as a report document: the verdict, the tests used, one row per phase."""
+    rows = [Row(row, "fail" if row[1].startswith("B worse") else None) for row in _rows(comparison)]
+    only = [
+        Paragraph((Text(f"{label}: ", "strong"), Text(", ".join(names))))
+        for label, names in (("Only in A", comparison.only_in_a), ("Only in B", comparison.only_in_b))
+        if names
     ]
-    out += ["| " + " | ".join(cell(value) for value in row) + " |" for row in _rows(comparison)]
-    for label, names in (("Only in A", comparison.only_in_a), ("Only in B", comparison.only_in_b)):
-        if names:
-            out += ["", f"{label}: {', '.join(names)}"]
-    return "\n".join(out) + "\n"
-
-
-def html_page(comparison: Comparison) -> str:
-    def e(text: str) -> str:
-        return html.escape(text, quote=True)
-
-    head = "".join(f"<th>{e(column)}</th>" for column in COLUMNS)
-    body = "".join(
-        f"<tr class='{'worse' if row[1].startswith('B worse') else 'same'}'>"
-        + "".join(f"<td>{e(value)}</td>" for value in row)
-        + "</tr>"
-        for row in _rows(comparison)
+    return Document(
+        title="Game day comparison",
+        verdict=Pill("B WORSE", "failed") if comparison.worse else Pill("NOT WORSE", "passed"),
+        generator="nova gameday compare",
+        facts=[
+            ("A", comparison.a),
+            ("B", comparison.b),
+            ("Verdict", _headline(comparison)),
+            (
+                "Tests",
+                f"one-sided Mann-Whitney U on latency, Fisher's exact on failures, at {ALPHA:g}; "
+                f"latency also needs A12 >= {SMALL_EFFECT:g}",
+            ),
+        ],
+        sections=[
+            Section(
+                "Phases",
+                [
+                    Table(
+                        COLUMNS,
+                        rows,
+                        empty="The two game days have no phase in common.",
+                        numeric=frozenset({4, 5, 6, 7}),
+                        css="checks",
+                    ),
+                    *only,
+                ],
+                anchor="phases",
+            )
+        ],
     )
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Game day comparison</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3rem .5rem;text-align:left}}tr.worse{{background:#fde2e1}}</style></head>
-<body>
-<h1>Game day comparison</h1>
-<p>A: <code>{e(comparison.a)}</code><br>B: <code>{e(comparison.b)}</code></p>
-<p><strong>{e(_headline(comparison))}</strong></p>
-<p>One-sided Mann-Whitney U on latency, Fisher's exact on failures, at {ALPHA:g}; latency also needs
-A12 &ge; {SMALL_EFFECT:g}.</p>
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-</body>
-</html>
-"""
 
 
 def write_comparison(comparison: Comparison, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "compare.json", out / "compare.md", out / "compare.html"]
     files[0].write_text(json.dumps(sanitize(comparison.to_json()), indent=2, allow_nan=False) + "\n")
-    files[1].write_text(markdown(comparison))
-    files[2].write_text(html_page(comparison))
+    page = comparison_document(comparison)
+    files[1].write_text(render_markdown(page), encoding="utf-8")
+    files[2].write_text(render_html(page), encoding="utf-8")
     return files

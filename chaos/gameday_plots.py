@@ -24,16 +24,16 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from chaos.gameday_model import GameDayResult, SeriesPoint
+from slo.document import format_time
 from slo.plots import (
-    _FULL_MARGINS,
-    _FULL_WIDTH,
-    _PNG_DPI,
-    _STYLE,
+    FULL_MARGINS,
+    FULL_WIDTH,
+    PLOT_STYLE,
+    PNG_DPI,
     RenderedPlot,
-    _full_width_figure,
-    _inline_svg,
-    _severity_colour,
-    format_time,
+    full_width_figure,
+    inline_svg,
+    severity_colour,
 )
 from slo.targets import suite_targets
 
@@ -63,7 +63,7 @@ def render_plots(result: GameDayResult) -> list[RenderedPlot]:
     rendered = []
     for kind in GAMEDAY_PLOT_KINDS:
         draw, caption = _PLOTS[kind]
-        with matplotlib.rc_context(_STYLE):
+        with matplotlib.rc_context(PLOT_STYLE):
             drawn = draw(result)
             if isinstance(drawn, str):
                 rendered.append(RenderedPlot(kind, caption, None, None, drawn))
@@ -71,9 +71,9 @@ def render_plots(result: GameDayResult) -> list[RenderedPlot]:
             svg_buffer = io.StringIO()
             drawn.savefig(svg_buffer, format="svg", metadata={"Date": None})
             png_buffer = io.BytesIO()
-            drawn.savefig(png_buffer, format="png", dpi=_PNG_DPI, metadata={"Software": None})
+            drawn.savefig(png_buffer, format="png", dpi=PNG_DPI, metadata={"Software": None})
         drawn.clear()
-        svg = _inline_svg(svg_buffer.getvalue(), f"gd-{kind}-")
+        svg = inline_svg(svg_buffer.getvalue(), f"gd-{kind}-")
         rendered.append(RenderedPlot(kind, caption, svg, png_buffer.getvalue()))
     return rendered
 
@@ -164,11 +164,11 @@ def _draw_traffic(result: GameDayResult) -> Figure | str:
     if (empty := _no_series_text(result, "traffic")) is not None:
         return empty
     services = _services(result)
-    m = _FULL_MARGINS
+    m = FULL_MARGINS
     height, gap = 4.6, 0.3
     panel = (height - m["top"] - m["bottom"] - gap) / 2
-    figure = Figure(figsize=(_FULL_WIDTH, height))
-    left, width = m["left"] / _FULL_WIDTH, 1 - (m["left"] + m["right"]) / _FULL_WIDTH
+    figure = Figure(figsize=(FULL_WIDTH, height))
+    left, width = m["left"] / FULL_WIDTH, 1 - (m["left"] + m["right"]) / FULL_WIDTH
     top_axes = figure.add_axes((left, (m["bottom"] + panel + gap) / height, width, panel / height))
     bottom_axes = figure.add_axes((left, m["bottom"] / height, width, panel / height), sharex=top_axes)
     step = result.step_seconds if result.step_seconds > 0 else 1.0
@@ -200,7 +200,7 @@ def _draw_error_ratio(result: GameDayResult) -> Figure | str:
     if (empty := _no_series_text(result, "error ratio")) is not None:
         return empty
     services = _services(result)
-    figure, axes = _full_width_figure(3.4)
+    figure, axes = full_width_figure(3.4)
     highest = 0.01
     for index, (service, points) in enumerate(services):
         requests = np.array([p.requests for p in points], dtype=float)
@@ -217,7 +217,7 @@ def _draw_error_ratio(result: GameDayResult) -> Figure | str:
         if np.isfinite(ratio).any():
             highest = max(highest, float(np.nanmax(ratio)))
     axes.axhline(ERROR_BUDGET, color="#1a7f37", linewidth=1.1, linestyle="--", zorder=4)
-    axes.axhline(PAGE_ERROR_RATIO, color=_severity_colour("page"), linewidth=1.1, linestyle=(0, (5, 3)), zorder=4)
+    axes.axhline(PAGE_ERROR_RATIO, color=severity_colour("page"), linewidth=1.1, linestyle=(0, (5, 3)), zorder=4)
     axes.set_yscale("log")
     axes.set_ylim(_RATIO_FLOOR * 0.8, min(highest * 2.5, 1.5))
     axes.yaxis.set_major_formatter(FuncFormatter(_ratio_tick))
@@ -232,7 +232,7 @@ def _draw_error_ratio(result: GameDayResult) -> Figure | str:
             Line2D(
                 [],
                 [],
-                color=_severity_colour("page"),
+                color=severity_colour("page"),
                 linewidth=1.1,
                 linestyle=(0, (5, 3)),
                 label="page 0.144% (14.4x)",
@@ -253,20 +253,20 @@ def _draw_latency(result: GameDayResult) -> Figure | str:
     if (empty := _no_series_text(result, "latency")) is not None:
         return empty
     services = _services(result)
-    figure, axes = _full_width_figure(3.2)
+    figure, axes = full_width_figure(3.2)
     highest = LATENCY_THRESHOLD_MS
     for index, (service, points) in enumerate(services):
         p99 = np.array([p.p99_ms for p in points], dtype=float)
         axes.plot(_offsets(result, points), p99, color=service_colour(index, service), linewidth=1.5, zorder=3)
         if np.isfinite(p99).any():
             highest = max(highest, float(np.nanmax(p99)))
-    axes.axhline(LATENCY_THRESHOLD_MS, color=_severity_colour("page"), linewidth=1.1, linestyle="--", zorder=4)
+    axes.axhline(LATENCY_THRESHOLD_MS, color=severity_colour("page"), linewidth=1.1, linestyle="--", zorder=4)
     axes.set_ylim(0, highest * 1.15)
     axes.set_ylabel("p99 latency (ms)")
     axes.set_title(f"p99 latency per service, against the {LATENCY_THRESHOLD_MS:g} ms objective")
     _time_axis(axes, result)
     threshold = Line2D(
-        [], [], color=_severity_colour("page"), linewidth=1.1, linestyle="--", label=f"{LATENCY_THRESHOLD_MS:g} ms"
+        [], [], color=severity_colour("page"), linewidth=1.1, linestyle="--", label=f"{LATENCY_THRESHOLD_MS:g} ms"
     )
     _legend(axes, [*_service_handles(services), threshold, _fault_handle()])
     return figure
@@ -278,8 +278,8 @@ def _draw_alerts(result: GameDayResult) -> Figure | str:
     if not firings:
         return f"No alert fired between {_span(result)}."
     rows = sorted({(a.alert, a.severity) for a in firings}, key=lambda r: (r[1] != "page", r[0], r[1]))
-    m = _FULL_MARGINS
-    figure, axes = _full_width_figure(m["top"] + m["bottom"] + 0.5 + 0.42 * len(rows))
+    m = FULL_MARGINS
+    figure, axes = full_width_figure(m["top"] + m["bottom"] + 0.5 + 0.42 * len(rows))
     span = max(result.ended - result.started, 1.0)
     notified = False
     for y, (alert, severity) in enumerate(rows):
@@ -303,7 +303,7 @@ def _draw_alerts(result: GameDayResult) -> Figure | str:
                     va="center",
                     fontsize=8,
                 )
-        axes.broken_barh(bars, (y - 0.05, 0.4), facecolors=_severity_colour(severity), edgecolor="none", zorder=3)
+        axes.broken_barh(bars, (y - 0.05, 0.4), facecolors=severity_colour(severity), edgecolor="none", zorder=3)
         axes.text(
             0.003,
             y - 0.1,
@@ -320,7 +320,7 @@ def _draw_alerts(result: GameDayResult) -> Figure | str:
     axes.set_title("Alerts fired")
     _time_axis(axes, result)
     severities = sorted({s for _, s in rows}, key=lambda s: (s != "page", s))
-    handles: list[Line2D | Patch] = [Patch(color=_severity_colour(s), label=s) for s in severities]
+    handles: list[Line2D | Patch] = [Patch(color=severity_colour(s), label=s) for s in severities]
     if notified:
         handles.append(Line2D([], [], marker="v", color="#1f2328", linestyle="none", label="notified"))
     _legend(axes, [*handles, _fault_handle()])

@@ -13,9 +13,9 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import matplotlib
@@ -28,22 +28,24 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter
 from matplotlib.typing import RcKeyType
 
+from slo.document import Figure as DocumentFigure
+from slo.document import format_time
 from slo.timeline import Series, SLOTimeline, Threshold
 
 PLOT_KINDS = ("sli", "budget", "burn-rate", "alerts", "latency")  # page order: alerts right under the burn rates
 MAX_POINTS = 2000  # per series: a plot is ~1,200 px wide, so more points only cost rendering time
 SEVERITY_COLOURS = {"page": "#cf222e", "ticket": "#bc4c00"}
 OTHER_SEVERITY_COLOUR = "#6e7781"
-_PNG_DPI = 100
+PNG_DPI = 100
 _HALF = (6.4, 3.3)  # inches: two plots side by side in the HTML grid
-_FULL_WIDTH = 12.8
+FULL_WIDTH = 12.8
 # Full-width plots share fixed margins (inches) so their time axes line up on the page: an SRE
 # reads a burn-rate crossing straight down to the alert it fired and the latency at that moment.
-_FULL_MARGINS = {"left": 0.85, "right": 1.9, "top": 0.38, "bottom": 0.62}
+FULL_MARGINS = {"left": 0.85, "right": 1.9, "top": 0.38, "bottom": 0.62}
 
 # Fixed at draw time through rc_context so the report never depends on (or changes) global settings.
 # A fixed hash salt makes SVG ids, and so the whole report, reproducible byte for byte.
-_STYLE: dict[RcKeyType, Any] = {
+PLOT_STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
     "svg.hashsalt": "nova-slo-report",
     "font.family": ["DejaVu Sans", "sans-serif"],
@@ -79,6 +81,21 @@ class RenderedPlot:
     png: bytes | None
     empty_text: str | None = None
 
+    def to_figure(
+        self, png_path: str | None, *, alt: str, wide: bool = True, data: Sequence[tuple[str, str]] = ()
+    ) -> DocumentFigure:
+        """This plot as a report figure, its PNG saved by the caller at `png_path` (relative to the report)."""
+        return DocumentFigure(
+            kind=self.kind,
+            caption=self.caption,
+            alt=alt,
+            svg=self.svg,
+            png_path=png_path if self.png is not None else None,
+            empty_text=self.empty_text,
+            wide=wide,
+            data=tuple(data),
+        )
+
 
 def render_plot(timeline: SLOTimeline, kind: str, *, id_prefix: str) -> RenderedPlot:
     """Draw `kind` for `timeline` once and serialise it as SVG and PNG.
@@ -87,16 +104,16 @@ def render_plot(timeline: SLOTimeline, kind: str, *, id_prefix: str) -> Rendered
     document, where matplotlib's per-figure ids (`line2d_1`, clip paths) would otherwise collide.
     """
     draw, caption = _PLOTS[kind]
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(PLOT_STYLE):
         drawn = draw(timeline)
         if isinstance(drawn, str):
             return RenderedPlot(kind, caption(timeline), None, None, drawn)
         svg_buffer = io.StringIO()
         drawn.savefig(svg_buffer, format="svg", metadata={"Date": None})
         png_buffer = io.BytesIO()
-        drawn.savefig(png_buffer, format="png", dpi=_PNG_DPI, metadata={"Software": None})
+        drawn.savefig(png_buffer, format="png", dpi=PNG_DPI, metadata={"Software": None})
     drawn.clear()  # drop the artists now rather than at the next garbage collection
-    return RenderedPlot(kind, caption(timeline), _inline_svg(svg_buffer.getvalue(), id_prefix), png_buffer.getvalue())
+    return RenderedPlot(kind, caption(timeline), inline_svg(svg_buffer.getvalue(), id_prefix), png_buffer.getvalue())
 
 
 def downsample(x: Series, y: Series, max_points: int = MAX_POINTS) -> tuple[Series, Series]:
@@ -119,12 +136,6 @@ def downsample(x: Series, y: Series, max_points: int = MAX_POINTS) -> tuple[Seri
     return x[index], y[index]
 
 
-def format_time(seconds: float) -> str:
-    """UTC time as an SRE writes it in an incident doc; seconds only when the step has them."""
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if moment.second else "%Y-%m-%d %H:%M UTC")
-
-
 def _dates(seconds: Series) -> Series:
     """Unix seconds to matplotlib date numbers, whatever `date.epoch` is configured."""
     return seconds / 86400.0 + _UNIX_EPOCH_DAYS
@@ -135,14 +146,14 @@ def _figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
     return figure, figure.subplots()
 
 
-def _full_width_figure(height: float) -> tuple[Figure, Axes]:
-    m = _FULL_MARGINS
-    figure = Figure(figsize=(_FULL_WIDTH, height))
+def full_width_figure(height: float) -> tuple[Figure, Axes]:
+    m = FULL_MARGINS
+    figure = Figure(figsize=(FULL_WIDTH, height))
     axes = figure.add_axes(
         (
-            m["left"] / _FULL_WIDTH,
+            m["left"] / FULL_WIDTH,
             m["bottom"] / height,
-            1 - (m["left"] + m["right"]) / _FULL_WIDTH,
+            1 - (m["left"] + m["right"]) / FULL_WIDTH,
             1 - (m["bottom"] + m["top"]) / height,
         )
     )
@@ -261,7 +272,7 @@ def _draw_burn_rate(timeline: SLOTimeline) -> Figure:
     of vanishing. Short windows are light and thin: they are the noisiest and matter least alone.
     """
     floor = 0.01
-    figure, axes = _full_width_figure(3.6)
+    figure, axes = full_width_figure(3.6)
     x = _dates(timeline.timestamps)
     windows = list(timeline.error_ratio)
     shades = np.linspace(0.0, 1.0, max(len(windows) - 1, 1))
@@ -282,9 +293,7 @@ def _draw_burn_rate(timeline: SLOTimeline) -> Figure:
         by_factor.setdefault(threshold.factor, []).append(threshold)
     factors = sorted(by_factor)
     for factor in factors:
-        axes.axhline(
-            factor, color=_severity_colour(by_factor[factor][0].severity), linewidth=1.0, linestyle=(0, (5, 3))
-        )
+        axes.axhline(factor, color=severity_colour(by_factor[factor][0].severity), linewidth=1.0, linestyle=(0, (5, 3)))
     axes.set_yscale("log")
     axes.set_ylim(floor * 0.8, highest * 2.5)
     axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x" if v > floor else f"≤{floor:g}x"))
@@ -295,7 +304,7 @@ def _draw_burn_rate(timeline: SLOTimeline) -> Figure:
     )
     right.tick_params(length=0, labelsize=8.5)
     for label, factor in zip(right.get_yticklabels(), factors, strict=True):
-        label.set_color(_severity_colour(by_factor[factor][0].severity))
+        label.set_color(severity_colour(by_factor[factor][0].severity))
     right.minorticks_off()
     axes.set_ylabel("burn rate (x budget, log)")
     axes.set_title("Burn rate per window, with alert thresholds")
@@ -304,7 +313,7 @@ def _draw_burn_rate(timeline: SLOTimeline) -> Figure:
     return figure
 
 
-def _severity_colour(severity: str) -> str:
+def severity_colour(severity: str) -> str:
     return SEVERITY_COLOURS.get(severity, OTHER_SEVERITY_COLOUR)
 
 
@@ -314,7 +323,7 @@ def _draw_latency(timeline: SLOTimeline) -> Figure | str:
         threshold = timeline.latency_threshold_ms
         known = f" (threshold {threshold:g} ms)" if threshold is not None else ""
         return f"No latency series for this SLO{known}: the source recorded no p50/p99 latency."
-    figure, axes = _full_width_figure(3.0)
+    figure, axes = full_width_figure(3.0)
     x = _dates(timeline.timestamps)
     highest = 0.0
     for values, label, colour, width in ((p50, "p50", "#54aeff", 1.0), (p99, "p99", "#0550ae", 1.5)):
@@ -351,11 +360,11 @@ def _draw_alerts(timeline: SLOTimeline) -> Figure | str:
     if not timeline.alerts:
         return f"No alert fired between {format_time(start)} and {format_time(end)}."
     rows = sorted({(a.alert, a.severity) for a in timeline.alerts}, key=lambda r: (r[1] != "page", r[0], r[1]))
-    m = _FULL_MARGINS
-    figure, axes = _full_width_figure(m["top"] + m["bottom"] + 0.2 + 0.42 * len(rows))
+    m = FULL_MARGINS
+    figure, axes = full_width_figure(m["top"] + m["bottom"] + 0.2 + 0.42 * len(rows))
     span_days = max(end - start, 60.0) / 86400
     for y, (alert, severity) in enumerate(rows):
-        colour = _severity_colour(severity)
+        colour = severity_colour(severity)
         bars = []
         for interval in timeline.alerts:
             if (interval.alert, interval.severity) != (alert, severity):
@@ -389,7 +398,7 @@ def _draw_alerts(timeline: SLOTimeline) -> Figure | str:
     axes.set_title("Alerts fired")
     severities = sorted({s for _, s in rows}, key=lambda s: (s != "page", s))
     axes.legend(
-        handles=[Patch(color=_severity_colour(s), label=s) for s in severities],
+        handles=[Patch(color=severity_colour(s), label=s) for s in severities],
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
         title="severity",
@@ -433,7 +442,7 @@ _LONG_DECIMAL = re.compile(r"(\.\d{2})\d+")
 _SVG_REFERENCE = re.compile(r'(href="#|url\(#)([^")]+)')
 
 
-def _inline_svg(document: str, id_prefix: str) -> str:
+def inline_svg(document: str, id_prefix: str) -> str:
     """The <svg> element alone, fit for inlining: no XML prolog, no metadata, ids namespaced."""
     svg = document[document.index("<svg") :]
     svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, RowMapping, and_, func, insert, select, updat
 
 from core_services.clock import utc_now
 from core_services.database import Sql, insert_if_absent
-from core_services.payments.domain import Account, StoredResponse, Transfer
+from core_services.payments.domain import MAX_BALANCE_MINOR, Account, StoredResponse, Transfer
 from core_services.payments.schema import (
     accounts,
     customer_tokens,
@@ -72,7 +72,7 @@ def add_account(conn: Connection, account_id: str, customer_id: str, currency: s
     return Account(account_id, customer_id, currency, 0)
 
 
-def funding_account(conn: Connection, currency: str, now: str) -> Account:
+def funding_account(conn: Connection, currency: str, now: str, *, lock: bool) -> Account:
     """The platform's account that deposits in `currency` come from, made on first use."""
     account_id = f"{FUNDING_PREFIX}{currency.lower()}"
     insert_if_absent(
@@ -80,7 +80,7 @@ def funding_account(conn: Connection, currency: str, now: str) -> Account:
         accounts,
         {"id": account_id, "customer_id": None, "currency": currency, "balance_minor": 0, "created_at": now},
     )
-    return locked_accounts(conn, [account_id])[account_id]
+    return read_accounts(conn, [account_id], lock=lock)[account_id]
 
 
 _FIND_ACCOUNT = Sql("SELECT id, customer_id, currency, balance_minor FROM accounts WHERE id = :id")
@@ -96,12 +96,16 @@ def find_account(conn: Connection, account_id: str) -> Account | None:
 # (ON CONFLICT and multi-row VALUES included). Only PostgreSQL gets FOR UPDATE: on
 # SQLite the single writer already excludes every other transaction.
 _ACCOUNTS = "SELECT id, customer_id, currency, balance_minor FROM accounts WHERE id IN (:a, :b) ORDER BY id"
-_LOCK_ACCOUNTS = {"sqlite": Sql(_ACCOUNTS), "postgresql": Sql(_ACCOUNTS + " FOR UPDATE")}
+_READ_ACCOUNTS = Sql(_ACCOUNTS)
+_LOCK_ACCOUNTS = {"sqlite": _READ_ACCOUNTS, "postgresql": Sql(_ACCOUNTS + " FOR UPDATE")}
 _MOVE_BALANCES = Sql(
     "UPDATE accounts SET balance_minor = balance_minor + CASE WHEN id = :source THEN -:amount ELSE :amount END"
     " WHERE id IN (:source, :target)"
-    # re-checked in the statement itself: the ledger never trusts an earlier read
-    " AND (id = :target OR customer_id IS NULL OR balance_minor >= :amount)"
+    # Re-checked in the statement itself: the ledger never trusts an earlier read. The
+    # source keeps its funds (the funding account may go negative) and both stay in 64 bits.
+    " AND CASE WHEN id = :source"
+    " THEN (customer_id IS NULL OR balance_minor >= :amount) AND balance_minor >= :floor"
+    " ELSE balance_minor <= :ceiling END"
 )
 _INSERT_PAYMENT = Sql(
     "INSERT INTO payments (id, kind, from_account, to_account, amount_minor, currency, reference, status,"
@@ -124,9 +128,12 @@ _STORE_RESPONSE = Sql(
     "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at)"
     " VALUES (:scope, :key, :fingerprint, :status, :body, :now) ON CONFLICT DO NOTHING"
 )
-# PostgreSQL: the four writes in one statement, one round trip.
+# PostgreSQL: the row locks (in id order, so two opposite payments cannot deadlock) and
+# the four writes in one statement, one round trip. A hot account (the house's, the
+# funding account) is then locked for this statement and the COMMIT only.
 _POST_AND_RECORD = Sql(
-    f"WITH moved AS ({_MOVE_BALANCES.by_dialect['sqlite']} RETURNING id),"
+    "WITH locked AS (SELECT id FROM accounts WHERE id IN (:source, :target) ORDER BY id FOR UPDATE),"
+    f" moved AS ({_MOVE_BALANCES.by_dialect['sqlite']} AND id IN (SELECT id FROM locked) RETURNING id),"
     f" paid AS ({_INSERT_PAYMENT.by_dialect['sqlite']}),"
     f" posted AS ({_INSERT_ENTRIES.by_dialect['sqlite']}),"
     f" stored AS ({_STORE_RESPONSE.by_dialect['sqlite']} RETURNING 1)"
@@ -134,10 +141,19 @@ _POST_AND_RECORD = Sql(
 )
 
 
-def locked_accounts(conn: Connection, account_ids: list[str]) -> dict[str, Account]:
-    """The accounts, row-locked in id order so two opposite payments cannot deadlock."""
+class BalancesMoved(Exception):
+    """A balance changed between the read a posting was decided on and its write: decide again."""
+
+
+def read_accounts(conn: Connection, account_ids: list[str], *, lock: bool) -> dict[str, Account]:
+    """The accounts; with `lock`, row-locked in id order until the transaction ends.
+
+    Unlocked, a posting decided on them is still safe: its write re-checks the balances
+    and raises BalancesMoved if they no longer allow it.
+    """
     first, second = (account_ids * 2)[:2]
-    rows = _LOCK_ACCOUNTS[conn.dialect.name].run(conn, {"a": first, "b": second}).fetchall()
+    query = _LOCK_ACCOUNTS[conn.dialect.name] if lock else _READ_ACCOUNTS
+    rows = query.run(conn, {"a": first, "b": second}).fetchall()
     return {row[0]: Account(row[0], row[1], row[2], int(row[3])) for row in rows}
 
 
@@ -152,12 +168,15 @@ class Posting:
     now: str
 
     def params(self) -> dict[str, Any]:
+        amount = self.transfer.amount_minor
         return {
             "id": self.payment_id,
             "kind": self.kind,
             "source": self.transfer.from_account.id,
             "target": self.transfer.to_account.id,
-            "amount": self.transfer.amount_minor,
+            "amount": amount,
+            "floor": amount - MAX_BALANCE_MINOR,
+            "ceiling": MAX_BALANCE_MINOR - amount,
             "currency": self.transfer.currency,
             "reference": self.reference,
             "now": self.now,
@@ -190,7 +209,9 @@ def record_outcome(conn: Connection, scope: str, key: str, response: StoredRespo
     """Write the posting (payment, two entries, both balances) and the idempotency record.
 
     False if a concurrent duplicate recorded its answer first: the caller must roll
-    back. PostgreSQL does it all in one round trip.
+    back. BalancesMoved if a balance no longer allows the posting (it was decided on an
+    unlocked read): the caller must roll back and decide again. PostgreSQL does it all
+    in one round trip.
     """
     record = {
         "scope": scope,
@@ -211,7 +232,7 @@ def record_outcome(conn: Connection, scope: str, key: str, response: StoredRespo
         _INSERT_ENTRIES.run(conn, params)
         stored = _STORE_RESPONSE.run(conn, params).rowcount
     if moved != 2:
-        raise RuntimeError(f"debit of {posting.transfer.from_account.id} lost its balance check")
+        raise BalancesMoved(posting.transfer.from_account.id)
     return bool(stored == 1)
 
 

@@ -87,7 +87,7 @@ def test_burn_rate_is_the_error_ratio_over_the_budget() -> None:
     assert last["slow_burn_5m"] == pytest.approx(3.0, rel=1e-5)
     assert last["err_burn_trend_15m"] == pytest.approx(0.0, abs=1e-6)
     assert last["err_eta_1h_pair"] == 0.0  # already past 14.4x
-    assert last["p99_ms_5m"] == pytest.approx(120.0)
+    assert last["p99_vs_threshold_5m"] == pytest.approx(0.6)  # 120 ms against the 200 ms threshold
 
 
 def test_a_climbing_pool_reports_when_it_will_be_full() -> None:

@@ -11,6 +11,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from skops import io as skops_io
 
+from alerts.features import ETA_CAP_MINUTES, FEATURE_NAMES
 from alerts.generator import generate_scenario
 from alerts.model import (
     ALLOWED_TYPES,
@@ -18,6 +19,7 @@ from alerts.model import (
     PagePolicy,
     PredictiveModel,
     data_hash,
+    gated,
     metadata_path,
     page_labels,
     split_scenarios,
@@ -170,3 +172,9 @@ def test_training_data_hash_changes_with_the_data(tmp_path: Path) -> None:
         write_scenario(tmp_path / scenario.name, scenario)
         files.append(tmp_path / scenario.name / "metrics.csv")
     assert data_hash(scenarios, files) == data_hash(scenarios)
+
+
+def test_a_probability_pages_only_where_a_physical_projection_supports_it() -> None:
+    features = np.full((2, len(FEATURE_NAMES)), ETA_CAP_MINUTES, dtype=np.float32)
+    features[1, FEATURE_NAMES.index("db_pool_eta_full")] = 20.0  # the pool is full in 20 minutes
+    np.testing.assert_array_equal(gated(np.array([0.9, 0.9]), features), [0.0, 0.9])

@@ -24,9 +24,9 @@ from chaos.database_faults import (
     tighten_statement_timeout,
 )
 from chaos.errors import DatabaseControlError
-from nova.serve import Platform, ServeOptions
+from nova.serve import Platform
 from tests.conftest import ADMIN_TOKEN, new_postgres_database
-from tests.nova.conftest import RunPlatform, free_port
+from tests.nova.conftest import RunPlatform, free_port, serving
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 pytestmark = pytest.mark.postgres
@@ -69,21 +69,9 @@ def ledger_balanced(platform: Platform) -> bool:
 @pytest.fixture(scope="module")
 def on_postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """One platform whose payments run on a database of their own, shared by the faults that release cleanly."""
-    with new_postgres_database() as url, pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
-        options = ServeOptions(
-            data_dir=tmp_path_factory.mktemp("db-faults") / "data",
-            payments_port=free_port(),
-            portfolio_port=free_port(),
-            workers=1,
-            payments_db=url,
-        )
-        platform = Platform(options)
-        platform.start()
-        try:
-            yield platform
-        finally:
-            platform.stop()
+    data_dir = tmp_path_factory.mktemp("db-faults") / "data"
+    with new_postgres_database() as url, serving(data_dir, workers=1, payments_db=url) as platform:
+        yield platform
 
 
 def test_a_held_lock_on_the_funding_account_stalls_deposits_until_released(on_postgresql: Platform) -> None:

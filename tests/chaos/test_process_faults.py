@@ -10,9 +10,8 @@ import httpx
 import pytest
 
 from chaos.process_faults import FROZEN_FILE, freeze_worker, thaw_workers, workers_of
-from nova.serve import Platform, ServeOptions
-from tests.conftest import ADMIN_TOKEN
-from tests.nova.conftest import free_port
+from nova.serve import Platform
+from tests.nova.conftest import serving
 
 
 def process_state(pid: int) -> str:
@@ -21,21 +20,8 @@ def process_state(pid: int) -> str:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
-        options = ServeOptions(
-            data_dir=tmp_path_factory.mktemp("freeze") / "data",
-            payments_port=free_port(),
-            portfolio_port=free_port(),
-            workers=1,
-        )
-        running = Platform(options)
-        running.start()
-        try:
-            yield running
-        finally:
-            thaw_workers(str(options.data_dir))
-            running.stop()
+    with serving(tmp_path_factory.mktemp("freeze") / "data", workers=1) as running:
+        yield running
 
 
 def test_a_frozen_worker_stalls_requests_until_the_rollback_thaws_it(platform: Platform) -> None:

@@ -11,10 +11,9 @@ import pytest
 
 from chaos.journal import experiment_outcome
 from chaos.probes import ledger_verification
-from nova.serve import Platform, ServeOptions
+from nova.serve import Platform
 from tests.chaos.conftest import REPO, run_chaos
-from tests.conftest import ADMIN_TOKEN
-from tests.nova.conftest import free_port
+from tests.nova.conftest import free_port, serving
 
 SHORT = {
     "NOVA_PROMETHEUS_URL": "",
@@ -27,22 +26,9 @@ SHORT = {
 
 
 @pytest.fixture
-def proxied_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
-    monkeypatch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
-    options = ServeOptions(
-        data_dir=tmp_path / "data",
-        payments_port=free_port(),
-        portfolio_port=free_port(),
-        workers=1,
-        enable_faults=True,
-        fault_proxy_port=free_port(),
-    )
-    platform = Platform(options)
-    platform.start()
-    try:
+def proxied_platform(tmp_path: Path) -> Iterator[Platform]:
+    with serving(tmp_path / "data", workers=1, enable_faults=True, fault_proxy_port=free_port()) as platform:
         yield platform
-    finally:
-        platform.stop()
 
 
 def test_flaky_network_experiment_runs_through_chaostoolkit_toxiproxy_and_leaves_no_toxic(

@@ -6,6 +6,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,27 +37,32 @@ def _cmdline(pid: int) -> str:
 RunPlatform = Callable[..., AbstractContextManager[Platform]]
 
 
-@pytest.fixture
-def run_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunPlatform:
-    """Start both services as real supervised processes; always stopped afterwards."""
-    monkeypatch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
+@contextmanager
+def serving(data_dir: Path, **options: Any) -> Iterator[Platform]:
+    """`nova serve`'s platform on free loopback ports with the tests' admin token; always stopped.
 
-    @contextmanager
-    def run(workers: int = 2, payments_db: str | None = None, enable_faults: bool = False) -> Iterator[Platform]:
-        options = ServeOptions(
-            data_dir=tmp_path / "data",
-            payments_port=free_port(),
-            portfolio_port=free_port(),
-            workers=workers,
-            payments_db=payments_db,
-            enable_faults=enable_faults,
+    `options`: other ServeOptions fields (workers, databases, fault API, fault proxy port).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
+        platform = Platform(
+            ServeOptions(data_dir=data_dir, payments_port=free_port(), portfolio_port=free_port(), **options)
         )
-        platform = Platform(options)
         platform.start()
         try:
             yield platform
         finally:
             platform.stop()
+
+
+@pytest.fixture
+def run_platform(tmp_path: Path) -> RunPlatform:
+    """Start both services as real supervised processes; always stopped afterwards."""
+
+    def run(
+        workers: int = 2, payments_db: str | None = None, enable_faults: bool = False
+    ) -> AbstractContextManager[Platform]:
+        return serving(tmp_path / "data", workers=workers, payments_db=payments_db, enable_faults=enable_faults)
 
     return run
 

@@ -11,8 +11,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +21,10 @@ import pytest
 from loadtests.gate import evaluate_gate
 from loadtests.results import read_endpoints, read_summary
 from loadtests.samples import read_samples
-from nova.serve import Platform, ServeOptions
+from nova.serve import Platform
 from slo.scenario import read_scenario
 from tests.conftest import ADMIN_TOKEN
-from tests.nova.conftest import RunPlatform, free_port
+from tests.nova.conftest import RunPlatform, free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT_RUN = ["--shape", "steady", "--duration", "10", "--peak-users", "10", "--user-rate", "2"]
@@ -58,19 +57,9 @@ def targets(platform: Platform) -> list[str]:
     return ["--payments-url", platform.options.url("payments"), "--portfolio-url", platform.options.url("portfolio")]
 
 
-@contextmanager
-def platform_with_faults(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
+def platform_with_faults(data_dir: Path) -> AbstractContextManager[Platform]:
     """As the run_platform fixture, with the admin fault API on."""
-    monkeypatch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
-    options = ServeOptions(
-        data_dir=data_dir, payments_port=free_port(), portfolio_port=free_port(), workers=2, enable_faults=True
-    )
-    platform = Platform(options)
-    platform.start()
-    try:
-        yield platform
-    finally:
-        platform.stop()
+    return serving(data_dir, workers=2, enable_faults=True)
 
 
 def locust_request_count(log: Path) -> int:
@@ -147,11 +136,9 @@ def test_a_run_audits_every_acknowledged_payment_and_the_payers_balances(
     assert ADMIN_TOKEN not in (out / "audit.json").read_text() + (out / "locust.log").read_text()
 
 
-def test_a_slowed_service_fails_the_gate_and_the_breach_is_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_slowed_service_fails_the_gate_and_the_breach_is_named(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    with platform_with_faults(tmp_path / "data", monkeypatch) as platform:
+    with platform_with_faults(tmp_path / "data") as platform:
         for service in ("payments", "portfolio"):
             response = httpx.put(
                 f"{platform.options.url(service)}/admin/faults/latency",

@@ -7,7 +7,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from nova import cli
 from nova.serve import Platform, ServeError, ServeOptions
 from tests.conftest import ADMIN_TOKEN
-from tests.nova.conftest import free_port
+from tests.nova.conftest import free_port, serving
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DEPOSIT_MINOR = 100_000_000
@@ -27,25 +27,9 @@ RunProxied = Callable[..., AbstractContextManager[Platform]]
 
 
 @pytest.fixture
-def run_proxied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunProxied:
-    monkeypatch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
-
-    @contextmanager
-    def run(payments_db: str | None = None) -> Iterator[Platform]:
-        options = ServeOptions(
-            data_dir=tmp_path / "data",
-            payments_port=free_port(),
-            portfolio_port=free_port(),
-            workers=1,
-            payments_db=payments_db,
-            fault_proxy_port=free_port(),
-        )
-        platform = Platform(options)
-        platform.start()
-        try:
-            yield platform
-        finally:
-            platform.stop()
+def run_proxied(tmp_path: Path) -> RunProxied:
+    def run(payments_db: str | None = None) -> AbstractContextManager[Platform]:
+        return serving(tmp_path / "data", workers=1, payments_db=payments_db, fault_proxy_port=free_port())
 
     return run
 
@@ -149,21 +133,9 @@ def test_a_database_url_without_a_host_cannot_be_proxied(tmp_path: Path) -> None
 @pytest.fixture(scope="module")
 def shared_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """One SQLite platform behind the fault proxy for this module's tests (each leaves the proxy reset)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
-        options = ServeOptions(
-            data_dir=tmp_path_factory.mktemp("proxied") / "data",
-            payments_port=free_port(),
-            portfolio_port=free_port(),
-            workers=1,
-            fault_proxy_port=free_port(),
-        )
-        platform = Platform(options)
-        platform.start()
-        try:
-            yield platform
-        finally:
-            platform.stop()
+    data_dir = tmp_path_factory.mktemp("proxied") / "data"
+    with serving(data_dir, workers=1, fault_proxy_port=free_port()) as platform:
+        yield platform
 
 
 @pytest.fixture

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from core_services.problems import PROBLEM_MEDIA_TYPE
 from core_services.settings import ServiceSettings
@@ -64,6 +66,31 @@ def test_a_customer_token_authenticates_that_customer(api: PaymentsApi) -> None:
     response = api.client.get(f"/v1/accounts/{account_id}", headers=customer.headers)
 
     assert response.status_code == 200
+
+
+def test_a_known_customer_token_costs_no_query_per_request(api: PaymentsApi) -> None:
+    # The payment path's cost: a token's digest is looked up once, and the revocations are
+    # read at most once per refresh interval (0.5 s), whatever the request rate.
+    customer = api.create_customer()
+    account_id = api.open_account(customer)  # the token is known from here on
+    statements: list[str] = []
+    engine = api.app.state.service.db.engine
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    started = time.monotonic()
+    try:
+        for _ in range(12):
+            assert api.client.get(f"/v1/accounts/{account_id}", headers=customer.headers).status_code == 200
+            time.sleep(0.1)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    refreshes_allowed = int((time.monotonic() - started) / 0.5) + 1
+
+    assert not [s for s in statements if "customer_tokens" in s]
+    assert len([s for s in statements if "token_revocations" in s]) <= refreshes_allowed
 
 
 def test_only_the_admin_creates_customers(api: PaymentsApi) -> None:

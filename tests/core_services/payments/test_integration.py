@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from functools import partial
 from itertools import cycle
 from typing import Any
@@ -23,8 +24,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 
+from core_services.payments import ledger_store as store
+from core_services.payments.domain import Account
 from core_services.payments.schema import accounts
 from core_services.settings import ServiceSettings
 from tests.core_services.payments.conftest import Customer, PaymentsApi, assert_problem, running_service
@@ -138,6 +141,31 @@ def test_opposite_payments_between_two_accounts_complete_without_deadlock(worker
     report = service.verify()
     assert_balanced(report)
     assert report["payments"] == 102
+
+
+def test_a_payment_decided_on_a_balance_that_has_since_moved_is_decided_again_under_locks(
+    service: PaymentsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The unlocked read says Alice holds 10,000; by the write she holds 5,000 (as if a
+    # concurrent payment had spent it): the write refuses, and the locked re-decision
+    # answers what the ledger really allows.
+    alice, payer, _, payee = open_pair(service, 5_000)
+    before = service.stored_state()
+    reads: list[bool] = []
+    read_accounts = store.read_accounts
+
+    def stale_when_unlocked(conn: Connection, account_ids: list[str], *, lock: bool) -> dict[str, Account]:
+        reads.append(lock)
+        found = read_accounts(conn, account_ids, lock=lock)
+        return found if lock else {key: replace(account, balance_minor=10_000) for key, account in found.items()}
+
+    monkeypatch.setattr(store, "read_accounts", stale_when_unlocked)
+    response = service.pay(alice, payer, payee, 8_000)
+
+    assert_problem(response, 422, "insufficient_funds")
+    assert reads == [False, True]
+    assert service.stored_state().balances == before.balances
+    assert_balanced(service.verify())
 
 
 def test_a_storm_of_payments_across_many_accounts_conserves_money_and_never_overdraws(
