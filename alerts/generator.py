@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from alerts.incidents import label_incidents, shrink_near_misses
 from slo.scenario import STEP_SECONDS, Scenario, breach_condition, write_scenario
+from slo.targets import suite_targets
 
 INCIDENT_KINDS: tuple[str, ...] = (
     "pool_exhaustion",
@@ -60,6 +61,7 @@ INCIDENT_GAP_ROWS = HOUR  # quiet time between an incident and any other event
 NEAR_MISS_GAP_ROWS = 15 * MINUTE
 _LOG_SIGMA = 1.0  # log-normal latency spread: p99 = 200 ms <=> 1% of requests slower than 200 ms
 _Z99 = 2.3263478740408408  # standard normal quantile at 0.99
+_THRESHOLD_MS = suite_targets().latency_threshold_ms  # slo/specs: what a slow request is
 _KIND_WEIGHTS = {
     "pool_exhaustion": 0.2,
     "memory_gc": 0.18,
@@ -145,8 +147,8 @@ def _minutes(rng: np.random.Generator, low: float, high: float) -> int:
 
 
 def _slow_share(p99_ms: Floats) -> Floats:
-    """Share of requests above 200 ms for a log-normal latency with the given p99."""
-    z = (np.log(200.0 / np.maximum(p99_ms, 1e-3)) + _Z99 * _LOG_SIGMA) / _LOG_SIGMA
+    """Share of requests above the latency threshold (200 ms) for a log-normal latency with the given p99."""
+    z = (np.log(_THRESHOLD_MS / np.maximum(p99_ms, 1e-3)) + _Z99 * _LOG_SIGMA) / _LOG_SIGMA
     return np.asarray(0.5 * _erfc(z / math.sqrt(2.0)), dtype=np.float64)
 
 

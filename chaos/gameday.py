@@ -34,7 +34,6 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -58,6 +57,7 @@ from chaos.guardrail import POLL_SECONDS, BudgetGuard
 from chaos.monitoring import MonitoringStack, PagerRoute, find_binaries
 from chaos.platform import find_platform
 from chaos.process_faults import thaw_workers
+from loadtests.ledger_verification import LedgerVerification
 from loadtests.processes import OwnedProcess, free_ports
 from slo.scenario import COUNT_COLUMNS, GAUGE_COLUMNS, Incident, Scenario, first_breach, write_scenario
 from slo.scenario import STEP_SECONDS as SCENARIO_STEP_SECONDS
@@ -114,7 +114,7 @@ class GameDay:
         self._windows: dict[str, Window] = {}
         self._journals: dict[str, Path] = {}
         self._loads: dict[str, Path] = {}
-        self._ledgers: dict[str, dict[str, Any] | None] = {}
+        self._ledgers: dict[str, LedgerVerification | None] = {}
         self._platform_rows: list[Row] = []
         self._current: tuple[int, str, float] = (0, "starting", time.time())
         self._aborted: dict[str, tuple[float, str]] = {}  # phase -> (when, why) the guardrail stopped it
@@ -168,9 +168,9 @@ class GameDay:
             self._ledgers[name] = self._ledger()
             self._keep_pager_state(name)
 
-    def _ledger(self) -> dict[str, Any] | None:
+    def _ledger(self) -> LedgerVerification | None:
         try:
-            return probes.ledger_verification(str(self.options.data_dir))
+            return probes.verify_ledger(str(self.options.data_dir))
         except ChaosError:
             return None
 

@@ -5,15 +5,18 @@ Chaos Toolkit journal (when the fault began and ended, what the hypothesis said)
 run's folder (`summary.json`, `samples.csv`, `audit.json`), the embedded scraper's rows, and
 the alerts Prometheus evaluated (or the SLO evaluator over the same rows, without Prometheus).
 
-Checks, the claims a game day makes (`Check.detail` says what each was judged from):
+Checks, the claims a game day makes (`Check.detail` says what each was judged from), are data:
+each phase's rules come from `chaos.gameday_plan` (the load phases' rows; the checks every
+experiment gets) and from the experiment itself (its `nova-gameday` extension), and `CHECKS`
+judges each kind, so a new experiment gets its checks without a line of code here. Today:
 
 * every phase: the ledger balances after it;
 * the baseline: no burn-rate page fired during it; customers saw the objective after retries;
 * every experiment: its steady-state hypothesis held before and after; no acknowledged payment
   was lost or duplicated (the load run's audit);
-* worker kill: customers saw >= 99.99% after retries;
-* database outage: writes got 503 with Retry-After; the platform served again within
-  `RECOVERY_LIMIT_SECONDS` of the database returning (the last failed request after it);
+* worker kill: customers saw the availability objective after retries;
+* database outage: writes got 503 with Retry-After; the platform served again within the
+  declared seconds of the database returning (the last failed request after it);
 * sustained errors (`payments-error-burn`): the payments availability page fired during the fault.
 """
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -41,8 +44,15 @@ from chaos.gameday_model import (
     SLIFigures,
     Window,
 )
-from chaos.gameday_plan import SPIKE
+from chaos.gameday_plan import (
+    DEFAULT_RECOVERY_SECONDS,
+    SPIKE,
+    CheckRule,
+    experiment_checks,
+    load_phase_checks,
+)
 from chaos.journal import experiment_outcome
+from loadtests.ledger_verification import LedgerVerification
 from loadtests.results import ResultsError, read_summary
 from loadtests.samples import CONNECTION_FAILED, RequestSample, read_samples
 from slo.confidence import availability_bound
@@ -62,12 +72,7 @@ FAULT_ENDS = (
 )
 AVAILABILITY_OBJECTIVE = float(suite_targets().availability)  # slo/specs: 99.99%
 LATENCY_THRESHOLD_MS = suite_targets().latency_threshold_ms  # slo/specs: 200 ms
-RECOVERY_LIMIT_SECONDS = 5.0
 PAGE_GRACE_SECONDS = 60.0  # a page that fires this soon after the fault ended still belongs to it
-WORKER_KILL = "worker-kill-under-load"
-DB_OUTAGE = "db-outage"
-SUSTAINED_ERRORS = "payments-error-burn"
-PAYMENTS_AVAILABILITY = "payments-availability"
 LOAD_PHASE_TITLES = {
     BASELINE: "Baseline: the game day's load, no fault",
     SPIKE: "Spike: a burst to ten times the rate (or to the measured capacity), no fault",
@@ -80,7 +85,7 @@ class Evidence:
     windows: Mapping[str, Window]
     journals: Mapping[str, Path]
     loads: Mapping[str, Path]  # the baseline's load folder (experiments' come from their journals)
-    ledgers: Mapping[str, dict[str, Any] | None]
+    ledgers: Mapping[str, LedgerVerification | None]
     series: Mapping[str, list[SeriesPoint]]
     step_seconds: float
     alerts: Sequence[tuple[AlertInterval, str]]  # (interval, sloth_id)
@@ -386,51 +391,45 @@ def _notified(notifications: Sequence[Any], interval: AlertInterval, sloth_id: s
 
 
 def _checks(phase: PhaseResult, journal: dict[str, Any] | None) -> list[Check]:
-    checks = [_ledger_check(phase)]
-    load = phase.load
-    if phase.name == BASELINE:
-        pages = [a for a in phase.alerts if a.severity == "page"]
-        checks.append(
-            Check(
-                "no burn-rate page during the baseline",
-                not pages,
-                ", ".join(f"{a.alert} fired" for a in pages) or "no page alert began firing",
-            )
-        )
-        checks.append(_availability_check(load))
-        return checks
-    if phase.fault is None and phase.journal is None:  # the spike: load alone, judged on what must hold anyway
-        checks.append(_audit_check(load))
-        return checks
-    if phase.aborted is not None:
-        checks.append(Check("within the error-budget guardrail", False, phase.aborted))
-    checks.append(
-        Check("steady-state hypothesis held", phase.status == "passed", phase.reason or "before and after: met")
+    """The phase's checks, as its row of data declares them (`chaos.gameday_plan`), judged by kind."""
+    if phase.journal is None:  # a phase of load alone: the baseline, the full game day's spike
+        rules = load_phase_checks(phase.name)
+    else:
+        experiment = (journal or {}).get("experiment")
+        rules = experiment_checks(phase.name, experiment if isinstance(experiment, dict) else None)
+    found = (CHECKS[rule.check](phase, journal, rule) for rule in rules)
+    return [check for check in found if check is not None]
+
+
+def _no_page_check(phase: PhaseResult, _journal: dict[str, Any] | None, _rule: CheckRule) -> Check:
+    pages = [a for a in phase.alerts if a.severity == "page"]
+    return Check(
+        f"no burn-rate page during the {phase.name}",
+        not pages,
+        ", ".join(f"{a.alert} fired" for a in pages) or "no page alert began firing",
     )
-    checks.append(_audit_check(load))
-    if phase.name == WORKER_KILL:
-        checks.append(_availability_check(load))
-    if phase.name == DB_OUTAGE:
-        checks.append(_outage_answer_check(_probe_output(journal, "write_during_outage"), load))
-        checks.append(_recovery_check(phase.recovery_seconds))
-    if phase.name == SUSTAINED_ERRORS:
-        checks.append(_page_check(phase))
-    return checks
 
 
-def _ledger_check(phase: PhaseResult) -> Check:
+def _guardrail_check(phase: PhaseResult, _journal: dict[str, Any] | None, _rule: CheckRule) -> Check | None:
+    if phase.aborted is None:
+        return None  # the guardrail did not stop it: nothing to say
+    return Check("within the error-budget guardrail", False, phase.aborted)
+
+
+def _hypothesis_check(phase: PhaseResult, _journal: dict[str, Any] | None, _rule: CheckRule) -> Check:
+    return Check("steady-state hypothesis held", phase.status == "passed", phase.reason or "before and after: met")
+
+
+def _ledger_check(phase: PhaseResult, _journal: dict[str, Any] | None, _rule: CheckRule) -> Check:
     ledger = phase.ledger
     if ledger is None:
         return Check("ledger balanced", False, "the ledger could not be verified after this phase")
-    balanced = bool(ledger.get("balanced")) and int(ledger.get("negative_accounts", 0)) == 0
-    detail = (
-        f"sums {ledger.get('sum_minor')}, {ledger.get('negative_accounts')} negative accounts, "
-        f"{ledger.get('payments')} payments"
-    )
-    return Check("ledger balanced", balanced, detail)
+    detail = f"sums {ledger.sum_minor}, {ledger.negative_accounts} negative accounts, {ledger.payments} payments"
+    return Check("ledger balanced", ledger.holds, detail)
 
 
-def _availability_check(load: LoadFigures | None) -> Check:
+def _availability_check(phase: PhaseResult, _journal: dict[str, Any] | None, _rule: CheckRule) -> Check:
+    load = phase.load
     name = f"customers saw >= {AVAILABILITY_OBJECTIVE:.2%} after retries"
     if load is None:
         return Check(name, False, "no load-run summary")
@@ -443,29 +442,30 @@ def _availability_check(load: LoadFigures | None) -> Check:
     return Check(name, ok, detail)
 
 
-def _audit_check(load: LoadFigures | None) -> Check:
+def _audit_check(phase: PhaseResult, _journal: dict[str, Any] | None, _rule: CheckRule) -> Check:
     name = "no acknowledged payment lost or duplicated"
-    audit = load.audit if load else None
-    if not audit:
+    audit = phase.load.audit if phase.load else None
+    if audit is None:
         return Check(name, False, "the load run has no payment audit")
-    acknowledged = int(audit.get("payments_acknowledged", 0))
+    acknowledged = audit.payments_acknowledged
     # Every payment is looked up up to a sample's size (every payer's balance covers the rest).
-    looked_up = int(audit.get("payments_looked_up", acknowledged))
-    confirmed = int(audit.get("payments_confirmed", 0))
-    mismatches = len(audit.get("balance_mismatches") or [])
-    ok = bool(audit.get("passed")) and acknowledged > 0 and confirmed == looked_up
+    looked_up = audit.payments_looked_up
+    confirmed = audit.payments_confirmed
+    mismatches = len(audit.balance_mismatches)
+    ok = audit.passed and acknowledged > 0 and confirmed == looked_up
     sample = f" (a sample of {acknowledged} acknowledged)" if looked_up < acknowledged else " acknowledged"
     detail = (
-        f"{confirmed} of {looked_up} payments looked up{sample} found, {len(audit.get('lost') or [])} lost; "
-        f"{audit.get('accounts_checked', 0)} balances checked, {mismatches} wrong; "
-        f"{audit.get('payments_reconciled', 0)} unknown outcomes reconciled by replaying their key, "
-        f"{audit.get('payments_unknown', 0)} still unknown"
+        f"{confirmed} of {looked_up} payments looked up{sample} found, {len(audit.lost)} lost; "
+        f"{audit.accounts_checked} balances checked, {mismatches} wrong; "
+        f"{audit.payments_reconciled} unknown outcomes reconciled by replaying their key, "
+        f"{audit.payments_unknown} still unknown"
     )
     return Check(name, ok, detail)
 
 
-def _outage_answer_check(answer: Any, load: LoadFigures | None) -> Check:
+def _outage_answer_check(phase: PhaseResult, journal: dict[str, Any] | None, rule: CheckRule) -> Check:
     name = "writes during the outage got 503 with Retry-After"
+    answer, load = _probe_output(journal, rule.probe or ""), phase.load
     if not isinstance(answer, dict):
         return Check(name, False, "the outage probe did not run")
     ok = answer.get("status") == 503 and bool(answer.get("retry_after"))
@@ -477,28 +477,45 @@ def _outage_answer_check(answer: Any, load: LoadFigures | None) -> Check:
     return Check(name, ok, detail)
 
 
-def _recovery_check(seconds: float | None) -> Check:
-    name = f"served again within {RECOVERY_LIMIT_SECONDS:.0f} s of the database returning"
+def _recovery_check(phase: PhaseResult, _journal: dict[str, Any] | None, rule: CheckRule) -> Check:
+    limit = rule.within_seconds if rule.within_seconds is not None else DEFAULT_RECOVERY_SECONDS
+    name = f"served again within {limit:.0f} s of the database returning"
+    seconds = phase.recovery_seconds
     if seconds is None:
         return Check(name, False, "no load samples to measure recovery from")
-    return Check(
-        name, seconds <= RECOVERY_LIMIT_SECONDS, f"last failed request ended {seconds:.1f} s after it returned"
-    )
+    return Check(name, seconds <= limit, f"last failed request ended {seconds:.1f} s after it returned")
 
 
-def _page_check(phase: PhaseResult) -> Check:
-    name = "the payments availability page fired during the fault"
+def _page_check(phase: PhaseResult, _journal: dict[str, Any] | None, rule: CheckRule) -> Check:
+    slo = rule.slo or ""
+    spoken = slo.replace("-", " ")
+    name = f"the {spoken} page fired during the fault"
     fault = phase.fault
     if fault is None:
         return Check(name, False, "no fault window in the journal")
     pages = [
         a
         for a in phase.alerts
-        if a.severity == "page" and a.sloth_id == PAYMENTS_AVAILABILITY and a.start <= fault.end + PAGE_GRACE_SECONDS
+        if a.severity == "page" and a.sloth_id == slo and a.start <= fault.end + PAGE_GRACE_SECONDS
     ]
     if not pages:
-        return Check(name, False, "no payments availability page began firing in this phase")
+        return Check(name, False, f"no {spoken} page began firing in this phase")
     return Check(name, True, f"{pages[0].alert} paged {pages[0].delay_seconds:.0f} s after the fault began")
+
+
+CheckJudge = Callable[[PhaseResult, dict[str, Any] | None, CheckRule], Check | None]
+# Each kind of check a phase may declare, and what judges it (None: it does not apply to this phase).
+CHECKS: dict[str, CheckJudge] = {
+    "ledger": _ledger_check,
+    "no-page": _no_page_check,
+    "availability": _availability_check,
+    "audit": _audit_check,
+    "guardrail": _guardrail_check,
+    "hypothesis": _hypothesis_check,
+    "outage-answer": _outage_answer_check,
+    "recovery": _recovery_check,
+    "page": _page_check,
+}
 
 
 def _suite_slos() -> list[SLO]:

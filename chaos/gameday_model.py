@@ -11,6 +11,9 @@ import types
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from loadtests.audit import PaymentAudit
+from loadtests.ledger_verification import LedgerVerification
+
 BASELINE = "baseline"
 
 
@@ -57,7 +60,7 @@ class LoadFigures:
     p99_ms: float
     gate_passed: bool
     statuses: dict[str, int]  # HTTP status (or "no answer") -> attempts
-    audit: dict[str, Any] | None  # loadtests' audit.json: acknowledged payments found, balances
+    audit: PaymentAudit | None  # loadtests' audit.json: acknowledged payments found, balances
     results_dir: str  # relative to the game-day folder
     # The open model (rate > 0): what the timetable offered and the generator achieved over the
     # load's own span, late sends, and the p99 from the scheduled send (coordinated-omission corrected).
@@ -157,7 +160,7 @@ class PhaseResult:
     alerts: list[AlertFiring] = field(default_factory=list)  # alerts that began firing in this phase
     already_firing: list[str] = field(default_factory=list)  # alerts still firing from an earlier phase
     recovery_seconds: float | None = None  # fault end -> last failed request after it (0: none failed)
-    ledger: dict[str, Any] | None = None  # GET /v1/ledger/verify after the phase
+    ledger: LedgerVerification | None = None  # GET /v1/ledger/verify after the phase
     checks: list[Check] = field(default_factory=list)
     journal: str | None = None  # relative path of the Chaos Toolkit journal
     fault_kind: str | None = None  # in-app flag | network proxy | database | process (None: baseline)
@@ -234,6 +237,10 @@ class GameDayResult:
         document["passed"] = self.passed
         for phase, entry in zip(self.phases, document["phases"], strict=True):
             entry["passed"] = phase.passed
+            if phase.ledger is not None:
+                entry["ledger"] = phase.ledger.to_json()  # the service's answer, as it gave it
+            if phase.load is not None and phase.load.audit is not None:
+                entry["load"]["audit"] = phase.load.audit.to_json()  # audit.json's own layout, verdict included
         document["time_to_detect"] = {phase.name: phase.detection for phase in self.phases if phase.fault}
         document["time_to_recover"] = {phase.name: phase.recovery for phase in self.phases if phase.fault}
         return document
@@ -247,10 +254,16 @@ def result_from_json(document: dict[str, Any]) -> GameDayResult:
     return built
 
 
+# Documents of other packages inside report.json: each read back by its own typed home.
+OWN_FORMATS: tuple[type[PaymentAudit] | type[LedgerVerification], ...] = (PaymentAudit, LedgerVerification)
+
+
 def _build(kind: Any, value: Any) -> Any:
     """`value` (parsed JSON) as the type `kind`: dataclasses, lists, dicts and optionals, recursively."""
     if value is None:
         return None
+    if kind in OWN_FORMATS:
+        return kind.from_json(value)
     origin = get_origin(kind)
     if origin in (Union, types.UnionType):
         options = [option for option in get_args(kind) if option is not type(None)]

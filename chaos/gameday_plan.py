@@ -6,11 +6,15 @@ importing what runs one.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chaos.errors import ChaosError
+from chaos.gameday_model import BASELINE
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 # The sustained-error experiment runs before the outage: an outage pages too, and a page still
@@ -137,6 +141,113 @@ class GameDayOptions:
         return () if self.quick or self.experiments else (SPIKE,)
 
 
+# -- the checks each phase is judged by: data, read by chaos.gameday_evidence's table of check kinds --
+
+GAMEDAY_EXTENSION = "nova-gameday"  # an experiment's own checks: `{"name": "nova-gameday", "checks": [...]}`
+# Every kind of check a phase may declare (chaos.gameday_evidence.CHECKS judges each):
+# ledger: the ledger balanced after the phase; no-page: no burn-rate page fired during it;
+# availability: customers saw the objective after retries; audit: no acknowledged payment lost;
+# guardrail: not stopped by --abort-budget; hypothesis: the steady state held before and after;
+# outage-answer: the method's `probe` (a provider func) got 503 with Retry-After;
+# recovery: served again within `within_seconds` of the fault's end; page: `slo`'s page fired.
+CHECK_KINDS = (
+    *("ledger", "no-page", "availability", "audit", "guardrail", "hypothesis"),
+    *("outage-answer", "recovery", "page"),
+)
+DEFAULT_RECOVERY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class CheckRule:
+    """One check a phase is judged by, with what that kind of check needs to know."""
+
+    check: str  # one of CHECK_KINDS
+    probe: str | None = None  # outage-answer: the provider func whose output is the answer
+    slo: str | None = None  # page: the SLO (sloth id) whose page must fire during the fault
+    within_seconds: float | None = None  # recovery: the limit
+
+    def to_json(self) -> dict[str, Any]:
+        fields = {"probe": self.probe, "slo": self.slo, "within_seconds": self.within_seconds}
+        return {"check": self.check, **{key: value for key, value in fields.items() if value is not None}}
+
+    @classmethod
+    def from_json(cls, document: Any) -> CheckRule:
+        """A rule from an experiment's extension; GameDayError naming what is wrong."""
+        if isinstance(document, str):
+            document = {"check": document}
+        if not isinstance(document, Mapping) or document.get("check") not in CHECK_KINDS:
+            raise GameDayError(f"a game-day check must name one of {', '.join(CHECK_KINDS)}: {document!r}")
+        rule = cls(
+            check=str(document["check"]),
+            probe=_optional_text(document, "probe"),
+            slo=_optional_text(document, "slo"),
+            within_seconds=_optional_seconds(document, "within_seconds"),
+        )
+        needed = {"outage-answer": rule.probe, "page": rule.slo}
+        if rule.check in needed and needed[rule.check] is None:
+            what = "probe" if rule.check == "outage-answer" else "slo"
+            raise GameDayError(f"game-day check {rule.check!r} needs {what!r}")
+        return rule
+
+
+def _optional_text(document: Mapping[str, Any], key: str) -> str | None:
+    value = document.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise GameDayError(f"game-day check field {key!r} must be a non-empty string")
+    return value
+
+
+def _optional_seconds(document: Mapping[str, Any], key: str) -> float | None:
+    value = document.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
+        raise GameDayError(f"game-day check field {key!r} must be a positive number of seconds")
+    return float(value)
+
+
+# Phases of load alone: each is judged by its row. Experiments: by the common rows, then their own.
+LOAD_PHASE_CHECKS: dict[str, tuple[CheckRule, ...]] = {
+    BASELINE: (CheckRule("ledger"), CheckRule("no-page"), CheckRule("availability")),
+    SPIKE: (CheckRule("ledger"), CheckRule("audit")),
+}
+OTHER_LOAD_PHASE_CHECKS = LOAD_PHASE_CHECKS[SPIKE]  # load alone, judged on what must hold anyway
+EXPERIMENT_CHECKS = (CheckRule("ledger"), CheckRule("guardrail"), CheckRule("hypothesis"), CheckRule("audit"))
+
+
+def declared_checks(experiment: Mapping[str, Any]) -> tuple[CheckRule, ...] | None:
+    """The checks an experiment document declares (its `nova-gameday` extension); None if it has none."""
+    for extension in experiment.get("extensions") or []:
+        if isinstance(extension, Mapping) and extension.get("name") == GAMEDAY_EXTENSION:
+            rules = extension.get("checks")
+            if not isinstance(rules, list):
+                raise GameDayError(f"the {GAMEDAY_EXTENSION} extension must list its 'checks'")
+            return tuple(CheckRule.from_json(rule) for rule in rules)
+    return None
+
+
+def experiment_checks(name: str, experiment: Mapping[str, Any] | None = None) -> tuple[CheckRule, ...]:
+    """The checks an experiment phase is judged by: the common ones, then its own.
+
+    Its own come from `experiment` (the document that ran, from its journal) when that declares
+    them, else from `chaos/experiments/<name>.json`; an experiment that declares none has only the
+    common ones.
+    """
+    declared = declared_checks(experiment) if experiment is not None else None
+    if declared is None:
+        path = EXPERIMENTS_DIR / f"{name}.json"
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            document = None
+        declared = declared_checks(document) if isinstance(document, Mapping) else None
+    return EXPERIMENT_CHECKS + (declared or ())
+
+
+def load_phase_checks(name: str) -> tuple[CheckRule, ...]:
+    return LOAD_PHASE_CHECKS.get(name, OTHER_LOAD_PHASE_CHECKS)
+
+
 def available_experiments() -> list[str]:
     return sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.json"))
 
@@ -149,6 +260,11 @@ def check_options(options: GameDayOptions) -> None:
         raise GameDayError(f"no such experiment: {', '.join(unknown)} (known: {', '.join(known)})")
     if len(set(options.chosen)) != len(options.chosen):
         raise GameDayError("an experiment is named twice")
+    for name in options.chosen:
+        try:
+            experiment_checks(name)
+        except GameDayError as exc:
+            raise GameDayError(f"{name}: {exc}") from None
     needs_postgres = [name for name in options.chosen if name in POSTGRES_ONLY]
     if needs_postgres and options.payments_db is None:
         raise GameDayError(f"{', '.join(needs_postgres)} need PostgreSQL: give --payments-db and --portfolio-db")

@@ -45,6 +45,8 @@ GAMEDAY_PLOT_KINDS = ("traffic", "error-ratio", "latency", "alerts")
 ERROR_BUDGET = float(1 - suite_targets().availability)
 PAGE_ERROR_RATIO = float((1 - suite_targets().availability) * Decimal("14.4"))
 LATENCY_THRESHOLD_MS = suite_targets().latency_threshold_ms
+_OBJECTIVE = f"{float(suite_targets().availability * 100):g}%"  # slo/specs: 99.99%
+_BUDGET = f"{float((1 - suite_targets().availability) * 100):g}%"  # 0.01%
 _RATIO_FLOOR = 0.00001  # a step without errors is drawn here: zero has no place on a log axis
 SERVICE_COLOURS = {"payments": "#0969da", "portfolio": "#8250df"}
 _OTHER_SERVICE_COLOURS = ("#1a7f37", "#9a6700", "#57606a", "#bf3989")
@@ -220,13 +222,13 @@ def _draw_error_ratio(result: GameDayResult) -> Figure | str:
     axes.set_ylim(_RATIO_FLOOR * 0.8, min(highest * 2.5, 1.5))
     axes.yaxis.set_major_formatter(FuncFormatter(_ratio_tick))
     axes.set_ylabel("error ratio per step (log)")
-    axes.set_title("Error ratio per step, against the 99.99% budget and the 14.4x page threshold")
+    axes.set_title(f"Error ratio per step, against the {_OBJECTIVE} budget and the 14.4x page threshold")
     _time_axis(axes, result)
     _legend(
         axes,
         [
             *_service_handles(services),
-            Line2D([], [], color="#1a7f37", linewidth=1.1, linestyle="--", label="budget 0.01% (1x)"),
+            Line2D([], [], color="#1a7f37", linewidth=1.1, linestyle="--", label=f"budget {_BUDGET} (1x)"),
             Line2D(
                 [],
                 [],
@@ -261,7 +263,7 @@ def _draw_latency(result: GameDayResult) -> Figure | str:
     axes.axhline(LATENCY_THRESHOLD_MS, color=severity_colour("page"), linewidth=1.1, linestyle="--", zorder=4)
     axes.set_ylim(0, highest * 1.15)
     axes.set_ylabel("p99 latency (ms)")
-    axes.set_title("p99 latency per service, against the 200 ms objective")
+    axes.set_title(f"p99 latency per service, against the {LATENCY_THRESHOLD_MS:g} ms objective")
     _time_axis(axes, result)
     threshold = Line2D(
         [], [], color=severity_colour("page"), linewidth=1.1, linestyle="--", label=f"{LATENCY_THRESHOLD_MS:g} ms"
@@ -329,10 +331,10 @@ _PLOTS: dict[str, tuple[Callable[[GameDayResult], Figure | str], str]] = {
     "traffic": (_draw_traffic, "Requests and errors per second per service; phases shaded grey, faults in orange."),
     "error-ratio": (
         _draw_error_ratio,
-        "Errors / requests per step (log scale; steps without errors sit on the 0 line). Green: the 99.99% "
-        "objective's budget; red: the 14.4x burn that pages.",
+        "Errors / requests per step (log scale; steps without errors sit on the 0 line). "
+        f"Green: the {_OBJECTIVE} objective's budget; red: the 14.4x burn that pages.",
     ),
-    "latency": (_draw_latency, "p99 latency per step per service, against the 200 ms objective."),
+    "latency": (_draw_latency, f"p99 latency per step per service, against the {LATENCY_THRESHOLD_MS:g} ms objective."),
     "alerts": (
         _draw_alerts,
         "When each alert fired, per severity, from the phases' alert records; faults in orange.",

@@ -26,6 +26,8 @@ from urllib.parse import quote
 from chaos import drill_report
 from chaos.gameday_model import AlertFiring, GameDayResult, LoadFigures, PhaseResult, SLIFigures
 from chaos.gameday_plots import render_plots
+from loadtests.audit import PaymentAudit
+from loadtests.ledger_verification import LedgerVerification
 from slo.document import (
     Block,
     Content,
@@ -178,34 +180,31 @@ def _alert_text(alert: AlertFiring) -> str:
     return f"{alert.alert} {alert.severity}" + ("" if delay is None else f" +{delay:.0f} s")
 
 
-def _ledger_text(ledger: dict[str, Any] | None) -> str:
+def _ledger_text(ledger: LedgerVerification | None) -> str:
     if ledger is None:
         return "not checked"
-    balanced = ledger.get("balanced")
-    return "balanced" if balanced is True else "NOT balanced" if balanced is False else "unknown"
+    return "balanced" if ledger.balanced else "NOT balanced"
 
 
-def _ledger_class(ledger: dict[str, Any] | None) -> str:
-    if ledger is None or ledger.get("balanced") is None:
+def _ledger_class(ledger: LedgerVerification | None) -> str:
+    if ledger is None:
         return "unknown"
-    return "passed" if ledger["balanced"] else "failed"
+    return "passed" if ledger.balanced else "failed"
 
 
-def _audit_text(audit: dict[str, Any] | None) -> str:
+def _audit_text(audit: PaymentAudit | None) -> str:
     """loadtests' audit.json (`loadtests.audit`) in one line: what was acknowledged, found, lost, mismatched."""
     if audit is None:
         return "no audit"
-    mismatches = audit.get("balance_mismatches")
     parts = [
-        f"acknowledged payments: {_count(audit.get('payments_acknowledged'))}",
-        f"confirmed: {_count(audit.get('payments_confirmed'))}",
-        f"lost: {_count(audit.get('payments_lost'))}",
-        f"balance mismatches: {_count(len(mismatches) if isinstance(mismatches, list) else mismatches)}",
+        f"acknowledged payments: {_count(audit.payments_acknowledged)}",
+        f"confirmed: {_count(audit.payments_confirmed)}",
+        f"lost: {_count(audit.payments_lost)}",
+        f"balance mismatches: {_count(len(audit.balance_mismatches))}",
     ]
-    if audit.get("payments_unknown"):
-        parts.append(f"outcome unknown: {_count(audit['payments_unknown'])}")
-    if "passed" in audit:
-        parts.append("audit passed" if audit["passed"] else "audit FAILED")
+    if audit.payments_unknown:
+        parts.append(f"outcome unknown: {_count(audit.payments_unknown)}")
+    parts.append("audit passed" if audit.passed else "audit FAILED")
     return " / ".join(parts)
 
 
@@ -548,12 +547,12 @@ def _load(load: LoadFigures | None) -> list[Block]:
     return [facts, statuses]
 
 
-def _ledger(ledger: dict[str, Any] | None) -> list[Block]:
+def _ledger(ledger: LedgerVerification | None) -> list[Block]:
     if ledger is None:
         return [Paragraph("The ledger was not verified after this phase.", "note")]
     return [
         Paragraph(Pill(_ledger_text(ledger), _ledger_class(ledger))),
-        Facts([(key, _value_text(value)) for key, value in ledger.items()]),
+        Facts([(key, _value_text(value)) for key, value in ledger.to_json().items()]),
     ]
 
 

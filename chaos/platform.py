@@ -1,20 +1,20 @@
 """Finding a running platform from its data dir: `serve.json` (supervisor PIDs, URLs), the admin token.
 
-This module owns how `chaos/` locates and addresses the services; it never imports them.
+This module owns how `chaos/` locates and addresses the services; it never imports them. The
+state file's format is `loadtests.serve_state`'s (one typed home for every reader).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from chaos.errors import PlatformError
+from loadtests.serve_state import ServeStateError, read_admin_token, running_serve_state
 
 SERVICES = ("payments", "portfolio")
 # Fault API calls and probes are quick; a hung service must not hang the experiment.
@@ -97,49 +97,19 @@ class RunningPlatform:
 def find_platform(data_dir: str | os.PathLike[str] = ".nova") -> RunningPlatform:
     """The platform `nova serve` runs from `data_dir`; PlatformError if none is running there."""
     folder = Path(data_dir)
-    state_file = folder / "serve.json"
     try:
-        state: Any = json.loads(state_file.read_text())
-    except FileNotFoundError:
-        raise PlatformError(f"{state_file}: no such file; is `nova serve --data-dir {folder}` running?") from None
-    except json.JSONDecodeError as exc:
-        raise PlatformError(f"{state_file}: not JSON ({exc})") from None
-    try:
-        services = {
-            name: Service(name, str(entry["url"]), int(entry["pid"]), int(entry.get("workers", 1)))
-            for name, entry in state["services"].items()
-        }
-        platform_pid = int(state["pid"])
-        faults_enabled = bool(state.get("faults_enabled", False))
-        fault_proxy = state.get("fault_proxy")
-        fault_proxy_url = str(fault_proxy["url"]) if fault_proxy else None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise PlatformError(f"{state_file}: not a serve state file ({exc!r})") from None
-    if not _alive(platform_pid):
-        raise PlatformError(f"{state_file}: the platform (pid {platform_pid}) is not running")
-    return RunningPlatform(folder, platform_pid, faults_enabled, services, admin_token(folder), fault_proxy_url)
+        state = running_serve_state(folder)
+    except ServeStateError as exc:
+        raise PlatformError(str(exc)) from None
+    services = {name: Service(name, entry.url, entry.pid, entry.workers) for name, entry in state.services.items()}
+    return RunningPlatform(
+        folder, state.pid, state.faults_enabled, services, admin_token(folder), state.fault_proxy_url
+    )
 
 
 def admin_token(data_dir: Path) -> str:
     """`NOVA_ADMIN_TOKEN`, else `<data-dir>/admin-token`; PlatformError if neither exists."""
-    token = os.environ.get("NOVA_ADMIN_TOKEN", "").strip()
-    if token:
-        return token
-    path = data_dir / "admin-token"
     try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise PlatformError(f"no admin token: NOVA_ADMIN_TOKEN is unset and {path} cannot be read ({exc})") from None
-    if not token:
-        raise PlatformError(f"{path} is empty")
-    return token
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return read_admin_token(data_dir)
+    except ServeStateError as exc:
+        raise PlatformError(str(exc)) from None

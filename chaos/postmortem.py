@@ -151,10 +151,9 @@ def _impact(phase: PhaseResult) -> list[str]:
         )
         audit = load.audit
         if audit:
-            confirmed, acknowledged = audit.get("payments_confirmed", 0), audit.get("payments_acknowledged", 0)
-            lost = len(audit.get("lost") or [])
             lines.append(
-                f"- Payments: {confirmed} of {acknowledged} acknowledged payments found afterwards, {lost} lost."
+                f"- Payments: {audit.payments_confirmed} of {audit.payments_acknowledged} acknowledged payments "
+                f"found afterwards, {len(audit.lost)} lost."
             )
     else:
         lines.append("- Customers' failed operations: unknown (the phase's load run left no summary).")

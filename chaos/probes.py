@@ -24,6 +24,7 @@ from chaos.actions import LOAD_PID_FILE, is_background_load
 from chaos.errors import ProbeError
 from chaos.live_metrics import WindowTotals, metrics_file, window_totals
 from chaos.platform import HTTP_TIMEOUT, find_platform
+from loadtests.ledger_verification import LEDGER_VERIFY_PATH, LedgerVerification
 from loadtests.results import ResultsError, read_summary
 from slo.durations import parse_duration
 from slo.errors import SourceError
@@ -51,24 +52,30 @@ def readiness(data_dir: str = ".nova") -> bool:
     return True
 
 
-def ledger_verification(data_dir: str = ".nova") -> dict[str, Any]:
-    """The payments ledger check (`GET /v1/ledger/verify`, admin): `{"balanced", "sum_minor", ...}`."""
+def verify_ledger(data_dir: str = ".nova") -> LedgerVerification:
+    """The payments ledger check (`GET /v1/ledger/verify`, admin), read through its typed home."""
     platform = find_platform(data_dir)
     try:
         with platform.admin_client("payments") as client:
-            response = client.get("/v1/ledger/verify")
+            response = client.get(LEDGER_VERIFY_PATH)
     except httpx.HTTPError as exc:
         raise ProbeError(f"cannot verify the ledger: {exc!r}") from None
     if response.status_code != 200:
         raise ProbeError(f"cannot verify the ledger: {response.status_code} {response.text.strip()[:300]}")
-    document: dict[str, Any] = response.json()
-    return document
+    try:
+        return LedgerVerification.from_json(response.json())
+    except ValueError as exc:
+        raise ProbeError(f"cannot verify the ledger: {exc}") from None
+
+
+def ledger_verification(data_dir: str = ".nova") -> dict[str, Any]:
+    """The probe: `verify_ledger`'s answer as JSON, for the journal (`{"balanced", "sum_minor", ...}`)."""
+    return verify_ledger(data_dir).to_json()
 
 
 def ledger_balanced(data_dir: str = ".nova") -> bool:
     """Whether the ledger verifies: every currency sums to zero and no customer account is negative."""
-    document = ledger_verification(data_dir)
-    return bool(document.get("balanced")) and int(document.get("negative_accounts", 0)) == 0
+    return verify_ledger(data_dir).holds
 
 
 def sli(
@@ -162,7 +169,7 @@ def load_results(path: str) -> dict[str, Any]:
         "requests": overall.requests,
         "failures": overall.failures,
         "breaches": summary.breaches,
-        "audit_passed": bool(summary.audit and summary.audit.get("passed")),
+        "audit_passed": summary.audit is not None and summary.audit.passed,
         "offered_rps": summary.offered_rps,
         "achieved_rps": summary.achieved_rps,
     }

@@ -69,8 +69,8 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -364,7 +364,7 @@ class _Found(NamedTuple):
     expected_minor: int = 0
 
 
-def audit(book: PaymentBook, lookup: Lookup, mapper: Mapper = map) -> dict[str, Any]:
+def audit(book: PaymentBook, lookup: Lookup, mapper: Mapper = map) -> PaymentAudit:
     """Audit the book through `lookup`; the process's audit document (`audit.json`'s shape).
 
     `mapper` runs the lookups (`map` in order; a gevent pool's `imap_unordered` concurrently).
@@ -394,83 +394,171 @@ def audit(book: PaymentBook, lookup: Lookup, mapper: Mapper = map) -> dict[str, 
     found = [*mapper(find_payment, plan.to_look_up), *mapper(check_balance, plan.balances)]
     lost = sorted(item.subject for item in found if item.kind == "lost")
     mismatches = [
-        {"account": item.subject, "expected_minor": item.expected_minor, "actual_minor": item.actual_minor}
+        BalanceMismatch(item.subject, item.expected_minor, item.actual_minor)
         for item in sorted(found)
         if item.kind == "balance" and item.actual_minor != item.expected_minor
     ]
-    return finish(
-        {
-            "payments_acknowledged": plan.acknowledged,
-            "payments_looked_up": len(plan.to_look_up),
-            "payments_confirmed": sum(1 for item in found if item.kind == "confirmed"),
-            "payments_unknown": plan.unknown,
-            "payments_reconciled": plan.reconciled,
-            "payments_reconciled_replayed": plan.reconciled_replayed,
-            "payments_refused": plan.refused,
-            "payments_lost": len(lost),
-            "lost": lost[:MAX_LOST_LISTED],
-            "accounts_checked": sum(1 for item in found if item.kind == "balance"),
-            "accounts_skipped": plan.accounts_skipped,
-            "balance_mismatches": mismatches,
-            "lookups_failed": sum(1 for item in found if item.kind == "failed"),
-            "processes": 1,
-            "processes_missing": 0,
-        }
+    return PaymentAudit(
+        payments_acknowledged=plan.acknowledged,
+        payments_looked_up=len(plan.to_look_up),
+        payments_confirmed=sum(1 for item in found if item.kind == "confirmed"),
+        payments_unknown=plan.unknown,
+        payments_reconciled=plan.reconciled,
+        payments_reconciled_replayed=plan.reconciled_replayed,
+        payments_refused=plan.refused,
+        payments_lost=len(lost),
+        lost=lost[:MAX_LOST_LISTED],
+        accounts_checked=sum(1 for item in found if item.kind == "balance"),
+        accounts_skipped=plan.accounts_skipped,
+        balance_mismatches=mismatches,
+        lookups_failed=sum(1 for item in found if item.kind == "failed"),
+        processes=1,
+        processes_missing=0,
     )
 
 
-AUDIT_KEYS = (
-    "payments_acknowledged",
-    "payments_looked_up",
-    "payments_confirmed",
-    "payments_unknown",
-    "payments_reconciled",
-    "payments_reconciled_replayed",
-    "payments_refused",
-    "payments_lost",
-    "lost",
-    "accounts_checked",
-    "accounts_skipped",
-    "balance_mismatches",
-    "lookups_failed",
-    "processes",
-    "processes_missing",
-)
+@dataclass(frozen=True)
+class BalanceMismatch:
+    """An audited account whose balance is not what the payments acknowledged make it."""
+
+    account: str
+    expected_minor: int
+    actual_minor: int
+
+
+@dataclass(frozen=True)
+class PaymentAudit:
+    """`audit.json`: its one typed home (`to_json`/`from_json`; `read_audit`/`write_audit`).
+
+    A process's audit (`audit`), several merged (`merge_audits`), the document a Locust worker
+    sends its master, and the `audit` of `summary.json` are all this. `passed`: no payment lost,
+    no balance wrong, no lookup unanswered, no process's audit missing.
+    """
+
+    payments_acknowledged: int = 0
+    payments_looked_up: int = 0  # every acknowledged payment up to MAX_PAYMENT_LOOKUPS, a sample beyond
+    payments_confirmed: int = 0
+    payments_unknown: int = 0
+    payments_reconciled: int = 0
+    payments_reconciled_replayed: int = 0
+    payments_refused: int = 0
+    payments_lost: int = 0
+    lost: list[str] = field(default_factory=list)  # the first MAX_LOST_LISTED lost payment ids
+    accounts_checked: int = 0
+    accounts_skipped: int = 0
+    balance_mismatches: list[BalanceMismatch] = field(default_factory=list)
+    lookups_failed: int = 0
+    processes: int = 1
+    processes_missing: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not (self.payments_lost or self.balance_mismatches or self.lookups_failed or self.processes_missing)
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {name: getattr(self, name) for name in AUDIT_KEYS}
+        document["lost"] = list(self.lost)
+        document["balance_mismatches"] = [asdict(row) for row in self.balance_mismatches]
+        return {**document, "passed": self.passed}
+
+    @classmethod
+    def from_json(cls, document: Any) -> PaymentAudit:
+        """The audit from its JSON document; ValueError if it is not one.
+
+        Counts it lacks are 0 (`payments_looked_up`: every acknowledged payment, as before sampling).
+        """
+        if not isinstance(document, Mapping):
+            raise ValueError(f"a payment audit is an object, not {type(document).__name__}")
+        counts = {name: document.get(name, 0) for name in COUNTS}
+        counts["payments_looked_up"] = document.get("payments_looked_up", counts["payments_acknowledged"])
+        counts["processes"] = document.get("processes", 1)
+        if not all(isinstance(value, int) and not isinstance(value, bool) for value in counts.values()):
+            raise ValueError("a payment audit's counts are integers")
+        lost = document.get("lost") or []
+        rows = document.get("balance_mismatches") or []
+        if not isinstance(lost, list) or not isinstance(rows, list):
+            raise ValueError("a payment audit's 'lost' and 'balance_mismatches' are lists")
+        try:
+            mismatches = [
+                BalanceMismatch(str(row["account"]), int(row["expected_minor"]), int(row["actual_minor"]))
+                for row in rows
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"a balance mismatch is {{account, expected_minor, actual_minor}} ({exc!r})") from None
+        return cls(**counts, lost=[str(payment) for payment in lost], balance_mismatches=mismatches)
+
+    def breach(self) -> str | None:
+        """What a failed audit found, in one phrase (as the gate's breaches); None if it passed."""
+        if self.passed:
+            return None
+        found = []
+        if self.payments_lost:
+            found.append(f"{self.payments_lost} of {self.payments_looked_up} acknowledged payments lost")
+        if self.balance_mismatches:
+            found.append(f"{len(self.balance_mismatches)} of {self.accounts_checked} account balances wrong")
+        if self.lookups_failed:
+            found.append(f"{self.lookups_failed} audit lookups unanswered")
+        if self.processes_missing:
+            found.append(f"no audit from {self.processes_missing} Locust process(es)")
+        return "payment audit: " + (", ".join(found) or "failed")
+
+    def summary_line(self) -> str:
+        """`audit: 812 acknowledged payments all found; 40 accounts balance (0 skipped); 2 unknown outcome, 3 refused`.
+
+        Followed by `, 13 unknown outcomes reconciled (9 replayed)` when the reconciliation settled some.
+        """
+        acknowledged, looked_up, confirmed = (
+            self.payments_acknowledged,
+            self.payments_looked_up,
+            self.payments_confirmed,
+        )
+        found = (
+            f"{acknowledged} acknowledged payments all found"
+            if confirmed == looked_up == acknowledged
+            else f"{confirmed} of {looked_up} acknowledged payments found"
+            + (f" (a sample of {acknowledged})" if looked_up < acknowledged else "")
+        )
+        checked, wrong = self.accounts_checked, len(self.balance_mismatches)
+        balances = f"{checked} accounts balance" if not wrong else f"{wrong} of {checked} account balances wrong"
+        reconciled = self.payments_reconciled
+        return (
+            f"audit: {found}; {balances} ({self.accounts_skipped} skipped); "
+            f"{self.payments_unknown} unknown outcome, {self.payments_refused} refused"
+            + (
+                f", {reconciled} unknown outcomes reconciled ({self.payments_reconciled_replayed} replayed)"
+                if reconciled
+                else ""
+            )
+        )
+
+
+AUDIT_KEYS = tuple(name for name in PaymentAudit.__dataclass_fields__)
 # Everything but the two lists is a count, summed when processes' audits are merged.
 LISTED = ("lost", "balance_mismatches")
 COUNTS = tuple(key for key in AUDIT_KEYS if key not in LISTED)
 
 
-def finish(document: dict[str, Any]) -> dict[str, Any]:
-    """The document with its verdict: no lost payment, no mismatch, no failed lookup, no process missing."""
-    passed = not (
-        document["payments_lost"]
-        or document["balance_mismatches"]
-        or document["lookups_failed"]
-        or document["processes_missing"]
+def merge_audits(audits: Iterable[PaymentAudit], missing: int = 0) -> PaymentAudit:
+    """One audit from the audits of several processes; `missing`: processes that sent none."""
+    parts = list(audits)
+    counts = {name: sum(int(getattr(part, name)) for part in parts) for name in COUNTS}
+    counts["processes_missing"] += missing
+    return PaymentAudit(
+        **counts,
+        lost=sorted(payment for part in parts for payment in part.lost)[:MAX_LOST_LISTED],
+        balance_mismatches=[row for part in parts for row in part.balance_mismatches],
     )
-    return {**document, "passed": passed}
 
 
-def merge_audits(documents: Iterable[dict[str, Any]], missing: int = 0) -> dict[str, Any]:
-    """One document from the audits of several processes; `missing`: processes that sent none."""
-    parts = list(documents)
-    merged: dict[str, Any] = {name: sum(int(part.get(name, 0)) for part in parts) for name in COUNTS}
-    merged["processes_missing"] += missing
-    merged["lost"] = sorted(payment for part in parts for payment in part.get("lost", ()))[:MAX_LOST_LISTED]
-    merged["balance_mismatches"] = [row for part in parts for row in part.get("balance_mismatches", ())]
-    return finish({name: merged[name] for name in AUDIT_KEYS})
-
-
-def write_audit(folder: Path, document: dict[str, Any]) -> Path:
+def write_audit(folder: Path, audit: PaymentAudit) -> Path:
     path = folder / AUDIT_FILE
     partial = path.with_name(AUDIT_FILE + ".partial")
-    partial.write_text(json.dumps(document, indent=2) + "\n")
+    partial.write_text(json.dumps(audit.to_json(), indent=2) + "\n")
     partial.replace(path)
     return path
 
 
-def read_audit(folder: Path) -> dict[str, Any] | None:
+def read_audit(folder: Path) -> PaymentAudit | None:
     """`audit.json` of a results folder; None if there is none (or it is not an audit)."""
     try:
         document = json.loads((folder / AUDIT_FILE).read_text())
@@ -478,51 +566,19 @@ def read_audit(folder: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(document, dict) or not isinstance(document.get("passed"), bool):
         return None
-    return document
-
-
-def breach(document: dict[str, Any] | None) -> str | None:
-    """What a failed audit found, in one phrase (as the gate's breaches); None if it passed or there is none."""
-    if document is None or document.get("passed"):
+    try:
+        return PaymentAudit.from_json(document)
+    except ValueError:
         return None
-    found = []
-    if lost := document.get("payments_lost", 0):
-        looked_up = document.get("payments_looked_up", document.get("payments_acknowledged", 0))
-        found.append(f"{lost} of {looked_up} acknowledged payments lost")
-    if mismatches := len(document.get("balance_mismatches", ())):
-        found.append(f"{mismatches} of {document.get('accounts_checked', 0)} account balances wrong")
-    if failed := document.get("lookups_failed", 0):
-        found.append(f"{failed} audit lookups unanswered")
-    if missing := document.get("processes_missing", 0):
-        found.append(f"no audit from {missing} Locust process(es)")
-    return "payment audit: " + (", ".join(found) or "failed")
 
 
-def summary_line(document: dict[str, Any]) -> str:
-    """`audit: 812 acknowledged payments all found; 40 accounts balance (0 skipped); 2 unknown outcome, 3 refused`.
+def breach(audit: PaymentAudit | None) -> str | None:
+    """What a failed audit found, in one phrase (as the gate's breaches); None if it passed or there is none."""
+    return audit.breach() if audit is not None else None
 
-    Followed by `, 13 unknown outcomes reconciled (9 replayed)` when the reconciliation settled some.
-    """
-    acknowledged = document.get("payments_acknowledged", 0)
-    looked_up = document.get("payments_looked_up", acknowledged)
-    confirmed = document.get("payments_confirmed", 0)
-    found = (
-        f"{acknowledged} acknowledged payments all found"
-        if confirmed == looked_up == acknowledged
-        else f"{confirmed} of {looked_up} acknowledged payments found"
-        + (f" (a sample of {acknowledged})" if looked_up < acknowledged else "")
-    )
-    checked = document.get("accounts_checked", 0)
-    wrong = len(document.get("balance_mismatches", ()))
-    balances = f"{checked} accounts balance" if not wrong else f"{wrong} of {checked} account balances wrong"
-    skipped = document.get("accounts_skipped", 0)
-    reconciled = document.get("payments_reconciled", 0)
-    replayed = document.get("payments_reconciled_replayed", 0)
-    return (
-        f"audit: {found}; {balances} ({skipped} skipped); "
-        f"{document.get('payments_unknown', 0)} unknown outcome, {document.get('payments_refused', 0)} refused"
-        + (f", {reconciled} unknown outcomes reconciled ({replayed} replayed)" if reconciled else "")
-    )
+
+def summary_line(audit: PaymentAudit) -> str:
+    return audit.summary_line()
 
 
 def run_audit(
@@ -531,7 +587,7 @@ def run_audit(
     timeout: float = AUDIT_TIMEOUT_SECONDS,
     reconcile_timeout: float = RECONCILE_TIMEOUT_SECONDS,
     transport: httpx.BaseTransport | None = None,
-) -> dict[str, Any]:
+) -> PaymentAudit:
     """Reconcile then audit `book` against the payments service at `payments_url`, in a gevent-patched Locust process.
 
     Its own httpx clients (not Locust's, so nothing here is a load sample): `AUDIT_CONCURRENCY`

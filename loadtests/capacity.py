@@ -17,14 +17,19 @@ what was actually served within the SLO, not what was asked for.
 with `users x user_rate = rate` (users at the given per-user rate, rounded up, then the rate
 shared out evenly so the product is exact). Requests sent in the step's first
 `warmup_seconds` (ramp and the users' set-up calls) are recorded but not judged.
+
+`CapacityReport` is `capacity.json`, one search's figures per mix: its one typed home, written by
+`nova load --find-capacity` and read by the capacity plan and the game day (`--capacity`).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from loadtests.gate import GateError, Thresholds
 from loadtests.locust_process import LocustRun, Tick, collect, run_headless
@@ -79,6 +84,133 @@ class CapacityResult:
     def best(self) -> StepResult | None:
         passing = [step for step in self.steps if step.passed]
         return max(passing, key=lambda step: step.achieved_rate) if passing else None
+
+
+CAPACITY_FILE = "capacity.json"
+
+
+@dataclass(frozen=True)
+class CapacitySearchRun:
+    """How the search's steps were run (`run` in capacity.json)."""
+
+    max_user_rate: float = 0.0
+    processes: int = 1
+    payments_url: str = ""
+    portfolio_url: str = ""
+    # Worker processes per service, from serve.json (what the capacity plan divides by); None: not known.
+    service_workers: dict[str, int] | None = None
+    shape: str = "steady"
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "shape": self.shape,
+            "max_user_rate": self.max_user_rate,
+            "processes": self.processes,
+            "payments_url": self.payments_url,
+            "portfolio_url": self.portfolio_url,
+        }
+        if self.service_workers:
+            document["service_workers"] = dict(self.service_workers)
+        return document
+
+    @classmethod
+    def from_json(cls, document: Any) -> CapacitySearchRun:
+        if not isinstance(document, Mapping):
+            return cls()
+        workers = document.get("service_workers")
+        if workers is not None and not (
+            isinstance(workers, Mapping)
+            and all(isinstance(value, int) and not isinstance(value, bool) for value in workers.values())
+        ):
+            raise ValueError(f"run.service_workers must map each service to a count of workers, got {workers!r}")
+        return cls(
+            max_user_rate=float(document.get("max_user_rate", 0.0)),
+            processes=int(document.get("processes", 1)),
+            payments_url=str(document.get("payments_url", "")),
+            portfolio_url=str(document.get("portfolio_url", "")),
+            service_workers=dict(workers) if workers else None,
+            shape=str(document.get("shape", "steady")),
+        )
+
+
+@dataclass(frozen=True)
+class CapacityReport:
+    """`capacity.json`: the thresholds judged against, the step timings, the run, each mix's result.
+
+    `from_json` reads what `to_json` wrote; parts it lacks take their defaults (the plan and the
+    game day need only the mixes' capacities and the services' workers).
+    """
+
+    mixes: dict[str, CapacityResult]
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    step_seconds: float = 0.0
+    warmup_seconds: float = 0.0
+    run: CapacitySearchRun = field(default_factory=CapacitySearchRun)
+
+    def to_json(self) -> dict[str, Any]:
+        def step(item: StepResult) -> dict[str, Any]:
+            return {**asdict(item), "sustained": item.sustained, "passed": item.passed}
+
+        return {
+            "thresholds": asdict(self.thresholds),
+            "step_seconds": self.step_seconds,
+            "warmup_seconds": self.warmup_seconds,
+            "run": self.run.to_json(),
+            "mixes": {
+                mix: {
+                    "capacity_rps": result.capacity,
+                    "limited_by": result.limited_by,
+                    "steps": [step(item) for item in result.steps],
+                }
+                for mix, result in self.mixes.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, document: Any) -> CapacityReport:
+        """The report from its JSON document; ValueError (one line) naming what is wrong."""
+        mixes = document.get("mixes") if isinstance(document, Mapping) else None
+        if not isinstance(mixes, Mapping) or not mixes:
+            raise ValueError("not a capacity.json from nova load --find-capacity (no mixes)")
+        assert isinstance(document, Mapping)
+        results = {str(name): _mix_from_json(str(name), found) for name, found in mixes.items()}
+        thresholds = document.get("thresholds")
+        try:
+            return cls(
+                mixes=results,
+                thresholds=Thresholds(float(thresholds["p99_ms"]), float(thresholds["availability"]))
+                if isinstance(thresholds, Mapping)
+                else Thresholds(),
+                step_seconds=float(document.get("step_seconds", 0.0)),
+                warmup_seconds=float(document.get("warmup_seconds", 0.0)),
+                run=CapacitySearchRun.from_json(document.get("run")),
+            )
+        except (KeyError, TypeError, GateError) as exc:
+            raise ValueError(f"not a capacity.json from nova load --find-capacity ({exc})") from None
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
+
+
+def _mix_from_json(name: str, document: Any) -> CapacityResult:
+    found = document if isinstance(document, Mapping) else {}
+    value = found.get("capacity_rps")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0
+    ):
+        raise ValueError(f"mix {name}: capacity_rps must be a positive number, got {value!r}")
+    known = {f.name for f in fields(StepResult)}
+    try:
+        steps = tuple(
+            StepResult(
+                **{**{key: item[key] for key in known if key in item}, "breaches": tuple(item.get("breaches", ()))}
+            )
+            for item in found.get("steps") or []
+        )
+    except (TypeError, AttributeError) as exc:
+        raise ValueError(f"mix {name}: a step is not a capacity step ({exc})") from None
+    return CapacityResult(float(value) if value is not None else None, str(found.get("limited_by", "")), steps)
 
 
 RunStep = Callable[[float], StepResult]

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from loadtests.capacity import CapacityReport
 
 SERVICES = ("payments", "portfolio")
 GROWTH = 10
@@ -145,17 +146,12 @@ def read_capacity(path: Path, mix: str | None = None, measured_workers: int | No
         raise CapacityPlanError(f"{path}: cannot read it ({exc})") from None
     except json.JSONDecodeError as exc:
         raise CapacityPlanError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    mixes = document.get("mixes") if isinstance(document, dict) else None
-    if not isinstance(mixes, dict) or not mixes:
-        raise CapacityPlanError(f"{path}: not a capacity.json from nova load --find-capacity (no mixes)")
-    capacities: dict[str, float] = {}
-    for name, found in mixes.items():
-        value = found.get("capacity_rps") if isinstance(found, dict) else None
-        if value is None:
-            continue  # no step passed for this mix: nothing to plan from
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            raise CapacityPlanError(f"{path}: mix {name}: capacity_rps must be a positive number, got {value!r}")
-        capacities[name] = float(value)
+    try:
+        report = CapacityReport.from_json(document)
+    except ValueError as exc:
+        raise CapacityPlanError(f"{path}: {exc}") from None
+    mixes = report.mixes
+    capacities = {name: found.capacity for name, found in mixes.items() if found.capacity is not None}
     if mix is not None:
         if mix not in mixes:
             raise CapacityPlanError(f"{path}: no mix {mix!r} (it has {', '.join(mixes)})")
@@ -166,16 +162,15 @@ def read_capacity(path: Path, mix: str | None = None, measured_workers: int | No
         if not capacities:
             raise CapacityPlanError(f"{path}: no step of any mix passed the gate: nothing to plan from")
         chosen = min(capacities, key=lambda name: (capacities[name], name))
-    workers = measured_workers if measured_workers is not None else _recorded_workers(document, path)
+    workers = measured_workers if measured_workers is not None else _recorded_workers(report, path)
     if workers < 1:
         raise CapacityPlanError(f"--measured-workers must be at least 1, got {workers}")
     return Measured(chosen, capacities[chosen], workers, str(path))
 
 
-def _recorded_workers(document: Mapping[str, Any], path: Path) -> int:
-    run = document.get("run")
-    recorded = run.get("service_workers") if isinstance(run, dict) else None
-    if not isinstance(recorded, dict) or not recorded:
+def _recorded_workers(report: CapacityReport, path: Path) -> int:
+    recorded = report.run.service_workers
+    if not recorded:
         raise CapacityPlanError(
             f"{path} does not record the services' workers: give --measured-workers "
             "(worker processes per service during the search; nova serve's default is 2)"

@@ -83,7 +83,7 @@ def _listen(hook: EventHook, handler: Callable[..., None]) -> None:
     hook.add_listener(handler)  # type: ignore[no-untyped-call]
 
 
-def audit_this_process(environment: Environment, payments_url: str) -> dict[str, Any] | None:
+def audit_this_process(environment: Environment, payments_url: str) -> payment_audit.PaymentAudit | None:
     """This process's payment audit (its users must have stopped); None if it could not be made."""
     url = (environment.host or payments_url).rstrip("/")
     try:
@@ -91,7 +91,7 @@ def audit_this_process(environment: Environment, payments_url: str) -> dict[str,
     except Exception:  # a bug or an unexpected answer must not lose the samples already sent
         log.exception("the payment audit of this process failed")
         return None
-    log.info(payment_audit.summary_line(document))
+    log.info(document.summary_line())
     return document
 
 
@@ -137,7 +137,8 @@ class _WorkerRecorder:
         runner._send_stats()
         runner.send_message(FINAL_SAMPLES, {REPORT_KEY: self._drain()})
         # The users have stopped (test_stop fires after stop_users): audit them, then report.
-        runner.send_message(AUDIT_MESSAGE, {AUDIT_KEY: audit_this_process(self.environment, self.payments_url)})
+        own = audit_this_process(self.environment, self.payments_url)
+        runner.send_message(AUDIT_MESSAGE, {AUDIT_KEY: own.to_json() if own is not None else None})
 
     def on_flush_request(self, environment: Environment, msg: Message, **_kwargs: Any) -> None:
         if not self._stop_users():
@@ -178,7 +179,7 @@ class _RunRecorder:
         self.written = False  # this test's files are written: a second test_stop leaves them alone
         self.workers: set[str] = set()
         self.finished_workers: set[str] = set()
-        self.audits: dict[str, dict[str, Any] | None] = {}  # worker id -> its audit (None: it failed)
+        self.audits: dict[str, payment_audit.PaymentAudit | None] = {}  # worker id -> its audit (None: it failed)
         events = environment.events
         _listen(events.request, self.on_request)
         _listen(events.test_start, self.on_test_start)
@@ -209,7 +210,11 @@ class _RunRecorder:
 
     def on_audit(self, environment: Environment, msg: Message, **_kwargs: Any) -> None:
         document = (msg.data or {}).get(AUDIT_KEY)
-        self.audits[msg.node_id] = document if isinstance(document, dict) else None
+        try:
+            self.audits[msg.node_id] = payment_audit.PaymentAudit.from_json(document) if document is not None else None
+        except ValueError:
+            log.warning("worker %s sent an audit that is not one", msg.node_id)
+            self.audits[msg.node_id] = None
 
     def _keep(self, rows: Iterable[Any] | None) -> None:
         for timestamp, endpoint, status, millis, attempt, *scheduled in rows or ():
@@ -243,11 +248,11 @@ class _RunRecorder:
             document = self._collect_audits(runner)
         else:  # the local runner ran the users itself
             own = audit_this_process(self.environment, self.services["payments"])
-            document = payment_audit.merge_audits([own] if own else [], missing=0 if own else 1)
+            document = payment_audit.merge_audits([own] if own is not None else [], missing=0 if own is not None else 1)
         path = payment_audit.write_audit(self.results, document)
-        log.info("wrote the payment audit (%s) to %s", "passed" if document["passed"] else "FAILED", path)
+        log.info("wrote the payment audit (%s) to %s", "passed" if document.passed else "FAILED", path)
 
-    def _collect_audits(self, runner: MasterRunner) -> dict[str, Any]:
+    def _collect_audits(self, runner: MasterRunner) -> payment_audit.PaymentAudit:
         """Every worker's audit, merged; a worker that sent none (or a failed one) counts as missing."""
         missing = {client.id for client in runner.clients.all if client.state == STATE_MISSING}
         deadline = time.monotonic() + AUDIT_WAIT_SECONDS

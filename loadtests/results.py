@@ -93,14 +93,14 @@ class RunSummary:
 
     gate: GateResult
     run: RunParameters
-    audit: dict[str, Any] | None = None  # audit.json's document, if the run was audited
+    audit: payment_audit.PaymentAudit | None = None  # audit.json, if the run was audited
     open_load: OpenLoad | None = None  # the open model's offered and achieved rates (--rate runs)
 
     @property
     def passed(self) -> bool:
         """The gate passed, the generators kept up, and the payment audit (if any) found nothing lost or duplicated."""
         kept_up = self.open_load is None or self.open_load.kept_up
-        return self.gate.passed and kept_up and (self.audit is None or bool(self.audit.get("passed")))
+        return self.gate.passed and kept_up and (self.audit is None or self.audit.passed)
 
     @property
     def breaches(self) -> list[str]:
@@ -164,7 +164,7 @@ def summary_document(summary: RunSummary) -> dict[str, Any]:
         "ended": gate.ended,
         "overall": _figures_document(gate.overall),
         "endpoints": [_figures_document(row) for row in gate.endpoints],
-        "audit": summary.audit,
+        "audit": summary.audit.to_json() if summary.audit is not None else None,
         "offered_rps": summary.offered_rps,
         "achieved_rps": summary.achieved_rps,
         "late_sends": summary.open_load.late_sends if summary.open_load else 0,
@@ -206,7 +206,7 @@ def summary_from_document(document: Any, path: str) -> RunSummary:
         return RunSummary(
             gate,
             RunParameters(**document["run"]),
-            audit if isinstance(audit, dict) else None,
+            payment_audit.PaymentAudit.from_json(audit) if audit is not None else None,
             OpenLoad.from_json(open_load) if isinstance(open_load, dict) else None,
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from loadtests.ledger_verification import LedgerVerification
+
 
 @dataclass
 class Step:
@@ -174,7 +176,7 @@ def run_journey(payments_url: str, portfolio_url: str, admin_token: str) -> Jour
                 "balanced={balanced}, {payments} payments, {entries} entries",
                 headers=admin,
             )
-            if not verify["balanced"]:
+            if not LedgerVerification.from_json(verify).balanced:
                 _fail(journey, "the ledger does not balance")
         except SmokeFailure:
             pass

@@ -13,6 +13,7 @@ from rich.table import Table
 from typer._click.exceptions import UsageError
 
 from core_services.settings import DEFAULT_DATA_DIR, SettingsError, database_url
+from loadtests.serve_state import ServeStateError, read_admin_token
 from nova.alerts_cli import alerts_app
 from nova.alerts_detect_cli import detect
 from nova.gameday_cli import compare, gameday
@@ -139,9 +140,9 @@ def demo(
         try:
             with console.status("starting payments and portfolio"):
                 platform.start()
-            token = (options.data_dir / "admin-token").read_text().strip()
+            token = read_admin_token(options.data_dir)
             journey = run_journey(options.url("payments"), options.url("portfolio"), token)
-        except ServeError as exc:
+        except (ServeError, ServeStateError) as exc:
             raise fail(str(exc), 1) from None
         finally:
             platform.stop()

@@ -11,15 +11,13 @@ a child process; see loadtests/locust_process.py for why it is never imported he
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
@@ -28,7 +26,15 @@ from rich.table import Table
 
 from core_services.settings import DEFAULT_DATA_DIR, DEFAULT_PAYMENTS_PORT, DEFAULT_PORTFOLIO_PORT
 from loadtests import audit as payment_audit
-from loadtests.capacity import LIMIT_MAX_RATE, CapacityResult, LocustStep, StepResult, find_capacity
+from loadtests.capacity import (
+    CAPACITY_FILE,
+    LIMIT_MAX_RATE,
+    CapacityReport,
+    CapacityResult,
+    CapacitySearchRun,
+    LocustStep,
+    find_capacity,
+)
 from loadtests.capacity_plan import PLAN_FILE, CapacityPlan, CapacityPlanError, PlanInputs, read_capacity, write_plan
 from loadtests.capacity_plan import plan as capacity_plan
 from loadtests.gate import RULE_ZERO_FAILURES, GateError, GateResult, Thresholds, format_percent
@@ -36,13 +42,13 @@ from loadtests.locust_process import LOCUSTFILE, LocustError, LocustProcess, Loc
 from loadtests.open_model import Timetable
 from loadtests.results import SCENARIO_DIR, RunParameters, RunSummary, write_summary
 from loadtests.samples import SAMPLES_FILE
+from loadtests.serve_state import ServeStateError, read_admin_token, read_serve_state, serve_state_path
 from loadtests.shapes import SHAPES, stages, users_at
 from loadtests.traffic import MIXES
 from nova.output import console, fail
 from slo.durations import parse_duration
 from slo.targets import suite_targets
 
-CAPACITY_FILE = "capacity.json"
 LOCUST_WEB_URL = "http://127.0.0.1:8089"
 
 
@@ -87,10 +93,18 @@ def load(
     ] = None,
     max_rate: Annotated[float, typer.Option(help="Highest rate the capacity search offers, requests/s")] = 2000.0,
     p99_ms: Annotated[
-        float | None, typer.Option(help="Gate: p99 latency must stay below this (ms; default: slo/specs, 200)")
+        float | None,
+        typer.Option(
+            help="Gate: p99 latency must stay below this "
+            f"(ms; default: slo/specs, {suite_targets().latency_threshold_ms:g})"
+        ),
     ] = None,
     availability: Annotated[
-        float | None, typer.Option(help="Gate: availability must be at least this (%; default: slo/specs, 99.99)")
+        float | None,
+        typer.Option(
+            help="Gate: availability must be at least this "
+            f"(%; default: slo/specs, {suite_targets().availability_percent:g})"
+        ),
     ] = None,
     plan: Annotated[
         Path | None,
@@ -202,54 +216,37 @@ def _mixes(given: list[str] | None, find_capacity: bool) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _running(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _target(data_dir: Path, payments_url: str | None, portfolio_url: str | None) -> Target:
     """URLs from the options, else from the running `nova serve`'s serve.json, else the defaults;
     the admin token from NOVA_ADMIN_TOKEN, else `<data-dir>/admin-token` (as `nova serve` decides)."""
-    served: dict[str, Any] = {}
-    state = data_dir / "serve.json"
-    if state.is_file():
-        try:
-            document = json.loads(state.read_text())
-            served = document.get("services", {})
-        except (json.JSONDecodeError, AttributeError, OSError):
-            raise fail(f"{state} is not the state file nova serve writes") from None
-        if not _running(document.get("pid")):
-            # Left behind by a `nova serve` that was killed: its URLs and worker counts describe nothing.
-            print(f"nova load: ignoring {state}: the nova serve that wrote it is not running", file=sys.stderr)
-            served = {}
+    try:
+        state = read_serve_state(data_dir)
+    except ServeStateError:
+        raise fail(f"{serve_state_path(data_dir)} is not the state file nova serve writes") from None
+    if state is not None and not state.supervisor_alive():
+        # Left behind by a `nova serve` that was killed: its URLs and worker counts describe nothing.
+        print(
+            f"nova load: ignoring {serve_state_path(data_dir)}: the nova serve that wrote it is not running",
+            file=sys.stderr,
+        )
+        state = None
+    served = state.services if state is not None else {}
     urls, workers = {}, {}
     for name, given, port in (
         ("payments", payments_url, DEFAULT_PAYMENTS_PORT),
         ("portfolio", portfolio_url, DEFAULT_PORTFOLIO_PORT),
     ):
-        url = given or served.get(name, {}).get("url") or f"http://127.0.0.1:{port}"
+        entry = served.get(name)
+        url = given or (entry.url if entry else None) or f"http://127.0.0.1:{port}"
         if not url.startswith(("http://", "https://")):
             raise fail(f"--{name}-url must be an http:// or https:// URL, not {url!r}")
         urls[name] = url.rstrip("/")
-        entry = served.get(name, {})
-        if not given and isinstance(entry.get("workers"), int):
-            workers[name] = int(entry["workers"])  # the services measured are the ones serve.json describes
-    token = os.environ.get("NOVA_ADMIN_TOKEN", "").strip()
-    token_file = data_dir / "admin-token"
-    if not token:
-        try:
-            token = token_file.read_text().strip()
-        except OSError:
-            token = ""
-    if not token:
-        raise fail("no admin token: set NOVA_ADMIN_TOKEN or point --data-dir at the folder with admin-token")
+        if not given and entry is not None:
+            workers[name] = entry.workers  # the services measured are the ones serve.json describes
+    try:
+        token = read_admin_token(data_dir)
+    except ServeStateError:
+        raise fail("no admin token: set NOVA_ADMIN_TOKEN or point --data-dir at the folder with admin-token") from None
     for name, url in urls.items():
         _require_ready(name, url)
     return Target(urls["payments"], urls["portfolio"], token, workers if len(workers) == len(urls) else None)
@@ -323,8 +320,8 @@ def _headless(spec: LocustRun, thresholds: Thresholds) -> None:
     if summary.audit is None:
         console.print(f"[yellow]audit: none ({payment_audit.AUDIT_FILE} was not written; see locust.log)[/yellow]")
     else:
-        line = payment_audit.summary_line(summary.audit)
-        console.print(line if summary.audit.get("passed") else f"[red]{line}[/red]")
+        line = summary.audit.summary_line()
+        console.print(line if summary.audit.passed else f"[red]{line}[/red]")
     console.print(
         f"results in {spec.results} (summary.json, endpoints.csv, {SCENARIO_DIR}/, samples.csv, "
         f"{payment_audit.AUDIT_FILE})"
@@ -521,33 +518,14 @@ def write_capacity(
     base: RunParameters,
     service_workers: dict[str, int] | None = None,
 ) -> None:
-    def step(item: StepResult) -> dict[str, Any]:
-        return {**asdict(item), "sustained": item.sustained, "passed": item.passed}
-
-    document = {
-        "thresholds": asdict(thresholds),
-        "step_seconds": step_seconds,
-        "warmup_seconds": warmup_seconds,
-        "run": {
-            "shape": "steady",
-            "max_user_rate": base.user_rate,
-            "processes": base.processes,
-            "payments_url": base.payments_url,
-            "portfolio_url": base.portfolio_url,
-            # Worker processes per service, from serve.json (what the capacity plan divides by).
-            **({"service_workers": service_workers} if service_workers else {}),
-        },
-        "mixes": {
-            mix: {
-                "capacity_rps": result.capacity,
-                "limited_by": result.limited_by,
-                "steps": [step(item) for item in result.steps],
-            }
-            for mix, result in found.items()
-        },
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    run = CapacitySearchRun(
+        max_user_rate=base.user_rate,
+        processes=base.processes,
+        payments_url=base.payments_url,
+        portfolio_url=base.portfolio_url,
+        service_workers=service_workers or None,  # from serve.json: what the capacity plan divides by
+    )
+    CapacityReport(dict(found), thresholds, step_seconds, warmup_seconds, run).write(path)
 
 
 def _plan(

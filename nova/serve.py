@@ -1,12 +1,12 @@
 """`nova serve`: both services, each a supervised group of workers, stopped together.
 
 The state file `<data-dir>/serve.json` names the supervisor PIDs and URLs so that
-operators' tools (chaos actions, load tests) find the processes without guessing.
+operators' tools (chaos actions, load tests) find the processes without guessing; its format's
+typed home is `loadtests.serve_state` (the lowest package every reader may import).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from core_services.settings import read_or_create_admin_token
+from loadtests.serve_state import ServedService, ServeState, serve_state_path
 
 SERVICES = ("payments", "portfolio")
 DEFAULT_FAULT_PROXY_PORT = 8474  # Toxiproxy's
@@ -119,7 +120,7 @@ class Platform:
 
     @property
     def state_file(self) -> Path:
-        return self.options.data_dir / "serve.json"
+        return serve_state_path(self.options.data_dir)
 
     def start(self, stop_requested: threading.Event | None = None) -> None:
         """Start both services and wait until they answer /readyz (or a stop is requested)."""
@@ -230,17 +231,15 @@ class Platform:
         raise ServeError(f"{name} was not ready at {url} within {READY_TIMEOUT_SECONDS:.0f} s")
 
     def _write_state(self) -> None:
-        state: dict[str, object] = {
-            "pid": os.getpid(),
-            "faults_enabled": self.options.enable_faults,
-            "services": {
-                name: {"pid": process.pid, "url": self.options.url(name), "workers": self.options.workers}
+        ServeState(
+            pid=os.getpid(),
+            services={
+                name: ServedService(url=self.options.url(name), pid=process.pid, workers=self.options.workers)
                 for name, process in self.processes.items()
             },
-        }
-        if self.fault_proxy is not None:
-            state["fault_proxy"] = {"url": self.fault_proxy.url}
-        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+            faults_enabled=self.options.enable_faults,
+            fault_proxy_url=self.fault_proxy.url if self.fault_proxy is not None else None,
+        ).write(self.options.data_dir)
 
 
 @dataclass

@@ -30,7 +30,7 @@ import httpx
 from chaos.actions import active_faults
 from chaos.errors import ChaosError
 from chaos.platform import HTTP_TIMEOUT, RunningPlatform, find_platform
-from chaos.probes import ledger_verification
+from chaos.probes import verify_ledger
 from runbooks.causes import FAULT_CAUSES
 from runbooks.check import runbook_files
 from runbooks.document import NOVA_CHECK, Runbook, Step, read_runbook
@@ -233,15 +233,13 @@ def _readyz(step: Step, platform: RunningPlatform, services: Iterable[str]) -> S
 
 
 def _ledger(step: Step, context: RunContext) -> StepResult:
-    document = ledger_verification(str(context.data_dir))
-    balanced = bool(document.get("balanced"))
-    negative = int(document.get("negative_accounts", 0))
-    sums = ", ".join(f"{currency} {total}" for currency, total in sorted((document.get("sum_minor") or {}).items()))
+    ledger = verify_ledger(str(context.data_dir))
+    sums = ", ".join(f"{currency} {total}" for currency, total in sorted(ledger.sum_minor.items()))
     lines = (
-        f"{'balanced' if balanced else 'NOT BALANCED'}, negative customer accounts {negative}",
-        f"payments {document.get('payments', '?')}, entries {document.get('entries', '?')}, sums {sums or 'none'}",
+        f"{'balanced' if ledger.balanced else 'NOT BALANCED'}, negative customer accounts {ledger.negative_accounts}",
+        f"payments {ledger.payments}, entries {ledger.entries}, sums {sums or 'none'}",
     )
-    status = OK if balanced and negative == 0 else ATTENTION
+    status = OK if ledger.holds else ATTENTION
     return StepResult(step, status, "GET /v1/ledger/verify", lines)
 
 

@@ -23,6 +23,7 @@ from slo.durations import format_duration
 from slo.errors import SourceError
 from slo.evaluator import SLOModel, evaluate_counts, page_condition
 from slo.rules import RuleOptions
+from slo.targets import suite_targets
 from slo.timeline import SLOTimeline
 from slo.windows import exact_float, workbook_windows
 
@@ -35,11 +36,26 @@ Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 
+def _availability() -> float:
+    return float(suite_targets().availability)
+
+
+def _latency_threshold_ms() -> float:
+    threshold = suite_targets().latency_threshold_ms
+    return int(threshold) if threshold.is_integer() else threshold  # 200, as incidents.json has always said
+
+
+def _latency_objective() -> float:
+    return float(suite_targets().latency_objective)
+
+
 @dataclass(frozen=True)
 class ScenarioSLO:
-    availability: float = 0.9999
-    latency_threshold_ms: float = 200
-    latency_objective: float = 0.99
+    """The SLO a scenario is judged by; by default the suite's targets in slo/specs (99.99%, 200 ms, 99%)."""
+
+    availability: float = field(default_factory=_availability)
+    latency_threshold_ms: float = field(default_factory=_latency_threshold_ms)
+    latency_objective: float = field(default_factory=_latency_objective)
     period_days: float = 30
 
 
@@ -60,7 +76,7 @@ class Scenario:
     p99_ms: Floats
     cpu: Floats
     db_pool: Floats
-    slo: ScenarioSLO = ScenarioSLO()
+    slo: ScenarioSLO = field(default_factory=ScenarioSLO)
     incidents: list[Incident] = field(default_factory=list)
     name: str = "scenario"
 

@@ -40,6 +40,7 @@ from loadtests.bench.report import print_machine
 from loadtests.bench.spread import Spread, paired_ratios
 from loadtests.bench.wrk import WRK_THREADS, WrkRun, require_wrk, run_wrk
 from loadtests.processes import ProcessError
+from loadtests.serve_state import read_admin_token
 
 
 class Mode(NamedTuple):
@@ -159,7 +160,7 @@ def measure(seconds: int, connections: int, rounds: int, console: Console) -> Ru
 @contextmanager
 def running_platform(data_dir: Path, mode: Mode) -> Iterator[Platform]:
     with nova_serve(data_dir, 2, env=mode.env) as (server, payments_url, portfolio_url):
-        admin_token = (data_dir / "admin-token").read_text().strip()
+        admin_token = read_admin_token(data_dir, environ={})  # nova_serve strips NOVA_*: the file
         payers = seed_payers(payments_url, admin_token)
         script = portfolio_script(portfolio_url, payers[0], data_dir)
         yield Platform(payments_url, portfolio_url, payers, script, data_dir, server.pid)

@@ -51,7 +51,9 @@ from loadtests.bench.results import (
     PaymentsResult,
 )
 from loadtests.bench.wrk import WRK_THREADS, Tick, WrkRun, require_wrk, run_wrk
+from loadtests.ledger_verification import LedgerVerification
 from loadtests.processes import OwnedProcess, ProcessError
+from loadtests.serve_state import read_admin_token
 
 RAW_COMMIT_SECONDS = 5
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -272,7 +274,7 @@ class Stages:
         task = self._start(f"{name}: starting nova serve, funding {PAYERS} payers", None)
         root = baseline if baseline is not None else REPO_ROOT
         server, url, _ = running.enter_context(nova_serve(data_dir, settings.workers, payments_db, root=root))
-        admin_token = (data_dir / "admin-token").read_text().strip()
+        admin_token = read_admin_token(data_dir, environ={})  # nova_serve strips NOVA_*: the file
         payers = seed_payers(url, admin_token)
         self._finish(task, f"{name}: nova serve up, {PAYERS} payers funded")
         load = _Load(url, payers, settings.connections, data_dir, _database_name(payments_db))
@@ -347,9 +349,12 @@ def _verify_ledger(url: str, admin_token: str, runs: list[WrkRun]) -> LedgerChec
     response = httpx.get(f"{url}/v1/ledger/verify", headers={"Authorization": f"Bearer {admin_token}"}, timeout=60.0)
     if response.status_code != 200:
         raise BenchError(f"GET /v1/ledger/verify answered {response.status_code}: {response.text[:200]}")
-    body = response.json()
+    try:
+        ledger = LedgerVerification.from_json(response.json())
+    except ValueError as exc:
+        raise BenchError(f"GET /v1/ledger/verify: {exc}") from None
     # The setup deposits are rows of `payments` too.
-    return LedgerCheck(bool(body["balanced"]), int(body["payments"]), sum(run.created for run in runs) + PAYERS)
+    return LedgerCheck(ledger.balanced, ledger.payments, sum(run.created for run in runs) + PAYERS)
 
 
 def _error_detail(run: WrkRun) -> str:

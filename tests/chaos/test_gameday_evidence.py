@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 
 from chaos.gameday import game_day_scenario
-from chaos.gameday_evidence import Evidence, embedded_alerts, phase_results
+from chaos.gameday_evidence import CHECKS, Evidence, embedded_alerts, phase_results
 from chaos.gameday_model import BASELINE, Check, PhaseResult, SeriesPoint, Window
+from chaos.gameday_plan import CHECK_KINDS
+from loadtests.audit import PaymentAudit
 from loadtests.gate import evaluate_gate
+from loadtests.ledger_verification import LedgerVerification
 from loadtests.results import RunParameters, RunSummary, write_summary
 from loadtests.samples import RequestSample, write_samples
 from slo.scraper import Row
@@ -46,21 +49,20 @@ def journal(runs: list[dict[str, Any]], before: bool = True, after: bool = True)
     }
 
 
-def load_run(
-    folder: Path, samples: list[RequestSample], audit_passed: bool = True, confirmed: int = 10, looked_up: int = 10
-) -> Path:
+def load_run(folder: Path, samples: list[RequestSample], confirmed: int = 10, looked_up: int = 10) -> Path:
     """A load run's folder as `nova load` leaves it: samples.csv and summary.json (through its typed home)."""
     folder.mkdir(parents=True, exist_ok=True)
     write_samples(folder / "samples.csv", samples)
     audit = {
-        "passed": audit_passed,
+        "passed": confirmed == looked_up,
         "payments_acknowledged": 10,
         "payments_looked_up": looked_up,
         "payments_confirmed": confirmed,
         "lost": [],
     }
     parameters = RunParameters("steady", 10, 60.0, 1.0, "trading", 1, "http://p", "http://q")
-    write_summary(folder / "summary.json", RunSummary(evaluate_gate(samples), parameters, audit))
+    run_summary = RunSummary(evaluate_gate(samples), parameters, PaymentAudit.from_json(audit))
+    write_summary(folder / "summary.json", run_summary)
     return folder
 
 
@@ -70,7 +72,7 @@ def evidence(tmp_path: Path, **changes: Any) -> Evidence:
         "windows": {BASELINE: Window(T0, T0 + 20)},
         "journals": {},
         "loads": {BASELINE: load_run(tmp_path / "load" / BASELINE, [ok(T0 + 1)])},
-        "ledgers": {BASELINE: {"balanced": True, "negative_accounts": 0, "sum_minor": {"USD": 0}}},
+        "ledgers": {BASELINE: LedgerVerification(True, sum_minor={"USD": 0})},
         "series": {},
         "step_seconds": 5.0,
         "alerts": [],
@@ -96,7 +98,7 @@ def experiment_evidence(tmp_path: Path, name: str, runs: list[dict[str, Any]], *
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(journal(runs)))
     windows = {BASELINE: Window(T0, T0 + 20), name: Window(T0 + 20, T0 + 80)}
-    ledgers = {key: {"balanced": True, "negative_accounts": 0} for key in windows}
+    ledgers = {key: LedgerVerification(True) for key in windows}
     return evidence(tmp_path, windows=windows, journals={name: path}, ledgers=ledgers, **changes)
 
 
@@ -196,6 +198,63 @@ def test_a_hypothesis_that_failed_before_the_method_is_not_a_pass(tmp_path: Path
     phase = phase_results(found, ["cpu-burn"])[0]
     assert phase.status == "deviated" and not phase.passed
     assert not check_of(phase, "ledger balanced").passed
+
+
+def declared_experiment_evidence(tmp_path: Path, name: str, checks: list[Any] | None, **changes: Any) -> Evidence:
+    """Evidence of an experiment that is not in chaos/experiments: its journal carries all it declares."""
+    load = load_run(tmp_path / "load" / name, [ok(T0 + 25), failed(T0 + 40), ok(T0 + 50)])
+    runs = [
+        run("start_background_load", T0 + 21, T0 + 22, {"out": str(load)}),
+        run("inject_fault", T0 + 30, T0 + 31),
+        run("clear_fault", T0 + 38, T0 + 39),
+    ]
+    document = journal(runs)
+    if checks is not None:
+        document["experiment"]["extensions"] = [{"name": "nova-gameday", "checks": checks}]
+    path = tmp_path / "journals" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    windows = {name: Window(T0 + 20, T0 + 80)}
+    return evidence(
+        tmp_path, windows=windows, journals={name: path}, ledgers={name: LedgerVerification(True)}, **changes
+    )
+
+
+def test_a_new_experiment_gets_its_checks_from_what_it_declares_alone(tmp_path: Path) -> None:
+    declared = [
+        {"check": "availability"},
+        {"check": "page", "slo": "portfolio-availability"},
+        {"check": "recovery", "within_seconds": 3},
+    ]
+    page = AlertInterval("PortfolioAvailabilityBurn", "page", T0 + 35, None)
+    found = declared_experiment_evidence(
+        tmp_path, "orders-brownout", declared, alerts=[(page, "portfolio-availability")]
+    )
+    phase = phase_results(found, ["orders-brownout"])[0]
+    assert [check.name for check in phase.checks] == [
+        "ledger balanced",
+        "steady-state hypothesis held",
+        "no acknowledged payment lost or duplicated",
+        "customers saw >= 99.99% after retries",
+        "the portfolio availability page fired during the fault",
+        "served again within 3 s of the database returning",
+    ]
+    assert check_of(phase, "the portfolio availability page fired during the fault").passed
+    recovered = check_of(phase, "served again within 3 s of the database returning")
+    assert recovered.passed and "1.0 s after it returned" in recovered.detail  # 40 + 10 ms, against 39
+
+
+def test_an_experiment_that_declares_no_checks_is_judged_by_the_common_ones_only(tmp_path: Path) -> None:
+    phase = phase_results(declared_experiment_evidence(tmp_path, "quiet-fault", None), ["quiet-fault"])[0]
+    assert [check.name for check in phase.checks] == [
+        "ledger balanced",
+        "steady-state hypothesis held",
+        "no acknowledged payment lost or duplicated",
+    ]
+
+
+def test_every_kind_of_check_a_phase_may_declare_has_a_judge() -> None:
+    assert set(CHECKS) == set(CHECK_KINDS)
 
 
 def points(errors: list[int], requests: int = 100) -> list[SeriesPoint]:

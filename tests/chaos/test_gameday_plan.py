@@ -14,10 +14,12 @@ from chaos.gameday_plan import (
     POSTGRES_ONLY,
     QUICK,
     QUICK_EXPERIMENTS,
+    CheckRule,
     GameDayError,
     GameDayOptions,
     available_experiments,
     check_options,
+    experiment_checks,
 )
 
 
@@ -84,3 +86,33 @@ def test_a_folder_with_an_earlier_game_day_is_refused(tmp_path: Path) -> None:
     (tmp_path / "report.json").write_text("{}")
     with pytest.raises(GameDayError, match="not empty"):
         check_options(GameDayOptions(tmp_path))
+
+
+def test_each_experiment_declares_its_own_checks_in_its_file() -> None:
+    own = {name: [rule.check for rule in experiment_checks(name)[4:]] for name in QUICK_EXPERIMENTS}
+    assert own == {
+        "worker-kill-under-load": ["availability"],
+        "payments-flaky-network": [],
+        "payments-error-burn": ["page"],
+        "db-outage": ["outage-answer", "recovery"],
+    }
+    assert [rule.check for rule in experiment_checks("db-outage")[:4]] == ["ledger", "guardrail", "hypothesis", "audit"]
+
+
+@pytest.mark.parametrize(
+    ("declared", "says"),
+    [
+        ({"check": "vibes"}, "must name one of"),
+        ({"check": "outage-answer"}, "needs 'probe'"),
+        ({"check": "page", "slo": ""}, "'slo' must be a non-empty string"),
+        ({"check": "recovery", "within_seconds": -1}, "positive number of seconds"),
+    ],
+)
+def test_a_check_an_experiment_declares_wrongly_is_refused_with_the_reason(declared: object, says: str) -> None:
+    with pytest.raises(GameDayError, match=says):
+        CheckRule.from_json(declared)
+
+
+def test_a_declared_check_is_the_same_rule_read_back() -> None:
+    rule = CheckRule("recovery", within_seconds=5.0)
+    assert CheckRule.from_json(rule.to_json()) == rule

@@ -33,6 +33,8 @@ from chaos.gameday_model import (
 )
 from chaos.gameday_plots import GAMEDAY_PLOT_KINDS
 from chaos.gameday_report import GameDayReportFiles, sanitize, write_report
+from loadtests.audit import PaymentAudit
+from loadtests.ledger_verification import LedgerVerification
 from tests.browser import chromium, run_chromium
 
 T0 = 1_767_261_600.0  # 2026-01-01 10:00:00 UTC
@@ -54,9 +56,9 @@ def _load(requests: int, failures: int, p99: float, *, after_retries: float = 1.
     )
 
 
-def _audit(*, lost: list[str]) -> dict[str, Any]:
+def _audit(*, lost: list[str]) -> PaymentAudit:
     """loadtests' audit.json, as `loadtests.audit` writes it."""
-    return {
+    document = {
         "payments_acknowledged": 412,
         "payments_confirmed": 412 - len(lost),
         "payments_unknown": 3 if lost else 0,
@@ -71,6 +73,7 @@ def _audit(*, lost: list[str]) -> dict[str, Any]:
         "processes_missing": 0,
         "passed": not lost,
     }
+    return PaymentAudit.from_json(document)
 
 
 def _sli(service: str, events: int, bad: int) -> SLIFigures:
@@ -78,7 +81,7 @@ def _sli(service: str, events: int, bad: int) -> SLIFigures:
     return SLIFigures(f"{service}-availability", 0.9999, events, bad, 1 - ratio, ratio / 0.0001, ratio / 0.0001 / 8640)
 
 
-LEDGER = {"balanced": True, "sum_minor": {"EUR": 0}, "negative_accounts": 0, "payments": 412, "entries": 824}
+LEDGER = LedgerVerification(True, sum_minor={"EUR": 0}, negative_accounts=0, payments=412, entries=824)
 
 
 def _phases() -> list[PhaseResult]:

@@ -16,6 +16,7 @@ import pytest
 from chaos.errors import ProbeError
 from chaos.live_metrics import append_row
 from chaos.probes import availability_and_p99, burn_rate, load_results, p99_ms, sli
+from loadtests.audit import PaymentAudit
 from loadtests.gate import evaluate_gate
 from loadtests.results import RunParameters, RunSummary, write_summary
 from loadtests.samples import RequestSample
@@ -121,7 +122,7 @@ def test_load_results(tmp_path: Path) -> None:
     samples = [RequestSample(1000.0 + i * 0.01, pay, 201, 262.1 if i < 11 else 10.0, 1) for i in range(999)]
     samples.append(RequestSample(1010.0, pay, 503, 10.0, 1))
     parameters = RunParameters("steady", 10, 10.0, 1.0, "payments", 1, "http://p", "http://q")
-    write_summary(tmp_path / "summary.json", RunSummary(evaluate_gate(samples), parameters, {"passed": True}))
+    write_summary(tmp_path / "summary.json", RunSummary(evaluate_gate(samples), parameters, PaymentAudit()))
     results = load_results(str(tmp_path))
     assert {key: results[key] for key in ("passed", "availability", "p99_ms", "requests", "failures")} == {
         "passed": False,

@@ -15,7 +15,9 @@ import pytest
 from loadtests.audit import (
     AUDIT_KEYS,
     RECONCILE_PAUSES,
+    BalanceMismatch,
     Outcome,
+    PaymentAudit,
     PaymentBook,
     PaymentRecord,
     Reply,
@@ -131,8 +133,8 @@ def no_pause(_seconds: float) -> None:
     pass
 
 
-def counts(document: dict[str, Any], *names: str) -> tuple[Any, ...]:
-    return tuple(document[name] for name in names)
+def counts(document: PaymentAudit, *names: str) -> tuple[Any, ...]:
+    return tuple(getattr(document, name) for name in names)
 
 
 def test_the_expected_balance_is_the_deposit_minus_acknowledged_outgoing_plus_incoming() -> None:
@@ -208,12 +210,12 @@ def test_a_faithful_ledger_passes() -> None:
 
     document = audit(book, service.lookup)
 
-    assert document["passed"] is True
+    assert document.passed is True
     counts = ("payments_acknowledged", "payments_looked_up", "payments_confirmed", "payments_refused")
-    assert [document[name] for name in counts] == [2, 2, 2, 1]
-    assert (document["accounts_checked"], document["accounts_skipped"]) == (3, 0)
-    assert document["lost"] == [] and document["balance_mismatches"] == []
-    assert tuple(document) == (*AUDIT_KEYS, "passed")
+    assert [getattr(document, name) for name in counts] == [2, 2, 2, 1]
+    assert (document.accounts_checked, document.accounts_skipped) == (3, 0)
+    assert document.lost == [] and document.balance_mismatches == []
+    assert tuple(document.to_json()) == (*AUDIT_KEYS, "passed")
 
 
 def test_an_acknowledged_payment_the_service_does_not_know_is_lost() -> None:
@@ -223,9 +225,9 @@ def test_an_acknowledged_payment_the_service_does_not_know_is_lost() -> None:
 
     document = audit(book, service.lookup)
 
-    assert document["passed"] is False
-    assert document["lost"] == [lost] and document["payments_lost"] == 1
-    assert document["payments_confirmed"] == 1 and kept not in document["lost"]
+    assert document.passed is False
+    assert document.lost == [lost] and document.payments_lost == 1
+    assert document.payments_confirmed == 1 and kept not in document.lost
     assert breach(document) == "payment audit: 1 of 2 acknowledged payments lost, 2 of 3 account balances wrong"
 
 
@@ -234,7 +236,7 @@ def test_a_payment_found_with_another_amount_is_lost() -> None:
     payment = pay(book, service, ALICE, BOB, 300)
     service.stored[payment] = {**service.stored[payment], "amount_minor": 30}
 
-    assert audit(book, service.lookup)["lost"] == [payment]
+    assert audit(book, service.lookup).lost == [payment]
 
 
 def test_a_payment_applied_twice_is_a_balance_mismatch() -> None:
@@ -244,10 +246,10 @@ def test_a_payment_applied_twice_is_a_balance_mismatch() -> None:
 
     document = audit(book, service.lookup)
 
-    assert document["passed"] is False and document["lost"] == []
-    assert document["balance_mismatches"] == [
-        {"account": ALICE, "expected_minor": FUNDING - 300, "actual_minor": FUNDING - 600},
-        {"account": BOB, "expected_minor": FUNDING + 300, "actual_minor": FUNDING + 600},
+    assert document.passed is False and document.lost == []
+    assert document.balance_mismatches == [
+        BalanceMismatch(ALICE, expected_minor=FUNDING - 300, actual_minor=FUNDING - 600),
+        BalanceMismatch(BOB, expected_minor=FUNDING + 300, actual_minor=FUNDING + 600),
     ]
 
 
@@ -259,8 +261,8 @@ def test_a_duplicate_on_an_account_an_unknown_outcome_touched_is_not_judged() ->
 
     document = audit(book, service.lookup)
 
-    assert document["passed"] is True
-    assert (document["accounts_checked"], document["accounts_skipped"], document["payments_unknown"]) == (1, 2, 1)
+    assert document.passed is True
+    assert (document.accounts_checked, document.accounts_skipped, document.payments_unknown) == (1, 2, 1)
 
 
 def test_an_unknown_payment_the_replay_shows_was_made_is_acknowledged_and_its_accounts_are_checked() -> None:
@@ -270,10 +272,10 @@ def test_an_unknown_payment_the_replay_shows_was_made_is_acknowledged_and_its_ac
     reconcile(book, service.post, sleep=no_pause)
     document = audit(book, service.lookup)
 
-    assert document["passed"] is True
-    assert (document["payments_reconciled"], document["payments_reconciled_replayed"]) == (1, 1)
+    assert document.passed is True
+    assert (document.payments_reconciled, document.payments_reconciled_replayed) == (1, 1)
     assert counts(document, "payments_acknowledged", "payments_confirmed", "payments_unknown") == (1, 1, 0)
-    assert (document["accounts_checked"], document["accounts_skipped"]) == (3, 0)
+    assert (document.accounts_checked, document.accounts_skipped) == (3, 0)
     assert service.balances[ALICE] == FUNDING - 300  # the replay paid nothing again
 
 
@@ -285,8 +287,8 @@ def test_a_payment_made_twice_is_found_once_its_unknown_outcome_is_reconciled() 
     reconcile(book, service.post, sleep=no_pause)
     document = audit(book, service.lookup)
 
-    assert document["passed"] is False
-    assert {row["account"] for row in document["balance_mismatches"]} == {ALICE, BOB}
+    assert document.passed is False
+    assert {row.account for row in document.balance_mismatches} == {ALICE, BOB}
 
 
 def test_an_unknown_payment_that_never_ran_is_made_by_the_reconciliation_and_counted() -> None:
@@ -296,10 +298,10 @@ def test_an_unknown_payment_that_never_ran_is_made_by_the_reconciliation_and_cou
     reconcile(book, service.post, sleep=no_pause)
     document = audit(book, service.lookup)
 
-    assert document["passed"] is True
-    assert (document["payments_reconciled"], document["payments_reconciled_replayed"]) == (1, 0)
+    assert document.passed is True
+    assert (document.payments_reconciled, document.payments_reconciled_replayed) == (1, 0)
     assert counts(document, "payments_acknowledged", "payments_confirmed", "payments_unknown") == (1, 1, 0)
-    assert document["accounts_checked"] == 3
+    assert document.accounts_checked == 3
     assert (service.balances[CAROL], service.balances[ALICE]) == (FUNDING - 20, FUNDING + 20)
 
 
@@ -310,7 +312,7 @@ def test_a_payment_left_in_flight_by_a_stopped_user_is_reconciled_too() -> None:
     reconcile(book, service.post, sleep=no_pause)
 
     assert (book.in_flight, book.acknowledged, book.reconciled, book.unknown) == (set(), 1, 1, 0)
-    assert audit(book, service.lookup)["accounts_checked"] == 3
+    assert audit(book, service.lookup).accounts_checked == 3
 
 
 def test_a_payment_still_503_through_every_reconciliation_attempt_stays_unknown_and_its_accounts_are_skipped() -> None:
@@ -324,8 +326,8 @@ def test_a_payment_still_503_through_every_reconciliation_attempt_stays_unknown_
 
     assert len(service.posted) == 1 + 1 + len(RECONCILE_PAUSES) and pauses == list(RECONCILE_PAUSES)
     assert counts(document, "payments_unknown", "payments_reconciled", "payments_acknowledged") == (1, 0, 0)
-    assert (document["accounts_checked"], document["accounts_skipped"]) == (1, 2)
-    assert document["passed"] is True
+    assert (document.accounts_checked, document.accounts_skipped) == (1, 2)
+    assert document.passed is True
 
 
 def test_a_refusal_answered_to_the_reconciliation_settles_the_payment_as_refused() -> None:
@@ -381,8 +383,8 @@ def test_run_audit_reconciles_over_http_with_the_key_body_and_token_traced_and_s
 
     document = run_audit(book, "http://payments", transport=httpx.MockTransport(answer))
 
-    assert (document["payments_reconciled"], document["payments_reconciled_replayed"]) == (2, 1)
-    assert document["passed"] is True and document["accounts_checked"] == 3
+    assert (document.payments_reconciled, document.payments_reconciled_replayed) == (2, 1)
+    assert document.passed is True and document.accounts_checked == 3
     assert {(request.url.path, request.headers["baggage"]) for request in posts} == {
         ("/v1/payments", "synthetic_request=true")
     }
@@ -396,10 +398,10 @@ def test_beyond_the_lookup_limit_a_sample_is_looked_up_and_balances_still_cover_
 
     document = audit(book, service.lookup)
 
-    assert (document["payments_acknowledged"], document["payments_looked_up"]) == (41, 5)
-    assert document["payments_confirmed"] + document["payments_lost"] == 5
-    assert {m["account"] for m in document["balance_mismatches"]} == {ALICE, BOB}
-    assert set(document["lost"]) <= {unapplied}
+    assert (document.payments_acknowledged, document.payments_looked_up) == (41, 5)
+    assert document.payments_confirmed + document.payments_lost == 5
+    assert {m.account for m in document.balance_mismatches} == {ALICE, BOB}
+    assert set(document.lost) <= {unapplied}
     assert len({record.payment_id for record in book.to_look_up}) == 5
     assert {record.payment_id for record in book.to_look_up} - {*payments, unapplied} == set()
 
@@ -411,9 +413,9 @@ def test_lookups_without_an_answer_fail_the_audit_but_lose_nothing() -> None:
 
     document = audit(book, service.lookup)
 
-    assert document["passed"] is False
-    assert document["lost"] == [] and document["balance_mismatches"] == []
-    assert document["lookups_failed"] == 1 + 3
+    assert document.passed is False
+    assert document.lost == [] and document.balance_mismatches == []
+    assert document.lookups_failed == 1 + 3
     assert breach(document) == "payment audit: 4 audit lookups unanswered"
 
 
@@ -433,7 +435,7 @@ def test_each_request_carries_its_owners_token_and_no_token_or_key_reaches_the_d
     state = repr(book.to_look_up) + repr(book.in_flight) + repr(book.unresolved) + repr(book.accounts)
     state += repr(plan_audit(book))
     assert not any(secret in state for secret in (*TOKENS.values(), *keys))
-    assert read_audit(tmp_path) == json.loads(path.read_text())
+    assert read_audit(tmp_path) == PaymentAudit.from_json(json.loads(path.read_text()))
 
 
 def test_the_audits_of_several_processes_merge_into_one() -> None:
@@ -445,16 +447,16 @@ def test_the_audits_of_several_processes_merge_into_one() -> None:
 
     merged = merge_audits([audit(first, first_service.lookup), audit(second, second_service.lookup)])
 
-    assert merged["passed"] is True
-    assert (merged["payments_acknowledged"], merged["payments_confirmed"], merged["payments_refused"]) == (2, 2, 1)
-    assert (merged["accounts_checked"], merged["processes"], merged["processes_missing"]) == (6, 2, 0)
-    assert tuple(merged) == (*AUDIT_KEYS, "passed")
+    assert merged.passed is True
+    assert (merged.payments_acknowledged, merged.payments_confirmed, merged.payments_refused) == (2, 2, 1)
+    assert (merged.accounts_checked, merged.processes, merged.processes_missing) == (6, 2, 0)
+    assert tuple(merged.to_json()) == (*AUDIT_KEYS, "passed")
 
 
 def test_a_process_whose_audit_is_missing_fails_the_merged_audit() -> None:
     merged = merge_audits([audit(a_book(), FakePayments().lookup)], missing=1)
 
-    assert merged["passed"] is False
+    assert merged.passed is False
     assert breach(merged) == "payment audit: no audit from 1 Locust process(es)"
 
 
@@ -482,3 +484,28 @@ def test_the_summary_line_says_how_many_unknown_outcomes_were_reconciled() -> No
         "audit: 2 acknowledged payments all found; 3 accounts balance (0 skipped); 0 unknown outcome, 0 refused, "
         "2 unknown outcomes reconciled (1 replayed)"
     )
+
+
+def test_audit_json_reads_back_as_the_audit_written(tmp_path: Path) -> None:
+    book, service = a_book(), FakePayments()
+    pay(book, service, ALICE, BOB, 300)
+    service.move(ALICE, BOB, 300)  # a balance mismatch, so the rows round-trip too
+    written = audit(book, service.lookup)
+
+    write_audit(tmp_path, written)
+
+    assert read_audit(tmp_path) == written and written.balance_mismatches
+
+
+def test_an_audit_from_before_sampling_looked_up_every_acknowledged_payment() -> None:
+    older = PaymentAudit.from_json({"passed": True, "payments_acknowledged": 12, "payments_confirmed": 12})
+    assert (older.payments_looked_up, older.processes, older.passed) == (12, 1, True)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [[], {"payments_lost": "1"}, {"lost": "pay_1"}, {"balance_mismatches": [{"account": "acc_1"}]}],
+)
+def test_a_document_that_is_not_an_audit_is_refused(document: object) -> None:
+    with pytest.raises(ValueError):
+        PaymentAudit.from_json(document)

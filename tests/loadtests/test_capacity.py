@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from loadtests.capacity import (
     LIMIT_GATE,
     LIMIT_MAX_RATE,
     LIMIT_SUSTAIN,
+    CapacityReport,
+    CapacityResult,
+    CapacitySearchRun,
     StepResult,
     find_capacity,
     step_result,
     users_for_rate,
 )
-from loadtests.gate import evaluate_gate
+from loadtests.gate import Thresholds, evaluate_gate
 from loadtests.results import RunParameters, RunSummary
 from loadtests.samples import RequestSample
 
@@ -131,3 +137,21 @@ def test_a_failed_steps_reason_is_its_first_breach() -> None:
     step = StepResult(400, 396, False, 5000, 0, 1.0, 210, ("overall: p99 210.0 ms >= 200 ms", "POST /v1/payments: ..."))
     assert step.reason == "overall: p99 210.0 ms >= 200 ms (and 1 more)"
     assert StepResult(10, 10, True, 100, 0, 1.0, 5).reason == ""
+
+
+def test_capacity_json_reads_back_as_the_report_written(tmp_path: Path) -> None:
+    steps = (
+        StepResult(100.0, 99.0, True, 5000, 0, 1.0, 120.0, results="step-01-100rps"),
+        StepResult(200.0, 150.0, False, 8000, 9, 0.9989, 450.0, breaches=("p99 450.0 ms >= 200 ms",)),
+    )
+    run = CapacitySearchRun(2.0, 2, "http://127.0.0.1:8001", "http://127.0.0.1:8002", {"payments": 2, "portfolio": 2})
+    report = CapacityReport({"trading": CapacityResult(99.0, "gate", steps)}, Thresholds(200, 0.9999), 20.0, 6.0, run)
+    report.write(tmp_path / "capacity.json")
+    document = json.loads((tmp_path / "capacity.json").read_text())
+    assert CapacityReport.from_json(document) == report
+    assert document["mixes"]["trading"]["steps"][1]["passed"] is False  # the verdict is spelled out for people
+
+
+def test_a_capacity_json_without_mixes_is_refused() -> None:
+    with pytest.raises(ValueError, match="no mixes"):
+        CapacityReport.from_json({"run": {}})

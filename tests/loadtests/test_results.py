@@ -185,5 +185,5 @@ def test_a_failed_payment_audit_fails_the_run_and_is_named_among_the_breaches(tm
     document = json.loads((tmp_path / "summary.json").read_text())
     assert (document["verdict"], document["passed"]) == ("fail", False)
     assert document["breaches"] == ["payment audit: no audit from 1 Locust process(es)"]
-    assert document["audit"] == audit
+    assert document["audit"] == audit.to_json()
     assert read_summary(tmp_path) == summary
