@@ -20,6 +20,7 @@ CAUSES: Mapping[str, str] = {
     "database_unavailable": "the database is down or unreachable (503 database_unavailable, /readyz 503)",
     "database_latency": "the database answers slowly (queries and connection waits)",
     "worker_restarts": "service workers killed and restarted",
+    "worker_frozen": "a worker stopped answering while alive (SIGSTOP, a long pause): stopped, not replaced",
     "cpu_saturation": "the service's workers short of CPU",
     "dependency_latency": "latency from a dependency (payments slow for portfolio)",
     "dependency_errors": "errors from a dependency (payments failing for portfolio)",
