@@ -22,7 +22,7 @@ from runbooks.document import SERVICES, parse_runbook
 from runbooks.run import ATTENTION, OK, RunContext, run_steps
 from slo.rules import render
 from tests.conftest import ADMIN_TOKEN
-from tests.nova.conftest import RunPlatform
+from tests.nova.conftest import RunPlatform, admin_client
 from tests.runbooks.conftest import runbooks, stderr_to, wait_for_line
 
 WORKERS_RUNBOOK = '## Diagnosis\n\n```nova-check title="Workers" causes="worker_frozen worker_restarts"\nworkers\n```\n'
@@ -182,6 +182,23 @@ def test_the_workers_check_tells_a_worker_killed_for_not_answering_from_one_that
     )
     assert after_kill.causes == ("worker_frozen", "worker_restarts")  # in the step's declared order
     assert any(line.startswith(f"portfolio worker {died} was killed by SIGKILL") for line in after_kill.lines)
+
+
+def test_the_service_down_runbook_names_a_fault_left_on_even_when_no_scrape_answers(run_platform: RunPlatform) -> None:
+    with run_platform(workers=1, enable_faults=True) as platform:
+        with admin_client(platform, "portfolio") as client:
+            fault = {"ms": 250, "ttl_seconds": 60}
+            assert client.put("/admin/faults/payments_latency", json=fault).status_code == 200
+        code, document = _run_json("NovaServiceDown", "--data-dir", str(platform.options.data_dir))
+
+    assert code == 0
+    faults = document["steps"][0]  # on-call's first look: the admin API answers when the scrapes time out
+    assert faults["title"] == "Active faults on both services"
+    assert (faults["result"], faults["causes"]) == (
+        ["payments: none", "portfolio: payments_latency"],
+        ["dependency_latency"],
+    )
+    assert document["causes"][0] == "dependency_latency"
 
 
 def test_run_an_unknown_alert_exits_2_naming_close_matches() -> None:
