@@ -37,7 +37,7 @@ from chaos.errors import ChaosError
 from chaos.platform import HTTP_TIMEOUT, RunningPlatform, find_platform
 from chaos.probes import ledger_verification
 from chaos.process_faults import stopped, worker_states
-from runbooks.causes import FAULT_CAUSES
+from runbooks.causes import FAULT_CAUSES, toxic_cause
 from runbooks.check import runbook_files
 from runbooks.document import NOVA_CHECK, Runbook, Step, read_runbook
 from runbooks.errors import UnknownAlertError
@@ -329,16 +329,45 @@ def _ledger(step: Step, context: RunContext) -> StepResult:
 
 
 def _faults(step: Step, platform: RunningPlatform, context: RunContext, services: Sequence[str]) -> StepResult:
-    if not platform.faults_enabled:
+    if not platform.faults_enabled and platform.fault_proxy_url is None:
         return StepResult(
             step, OK, "serve.json", ("fault API off (served without --enable-faults): no fault can be on",)
         )
-    faults = active_faults(str(context.data_dir))
-    lines = [f"{name}: {', '.join(faults.get(name, [])) or 'none'}" for name in services]
-    status = ATTENTION if any(faults.get(name) for name in services) else OK
-    on = {FAULT_CAUSES.get(fault, "") for name in services for fault in faults.get(name, [])}
+    lines: list[str] = []
+    on: set[str] = set()
+    sources, trouble = [], False
+    if platform.faults_enabled:
+        faults = active_faults(str(context.data_dir))
+        lines += [f"{name}: {', '.join(faults.get(name, [])) or 'none'}" for name in services]
+        on |= {FAULT_CAUSES.get(fault, "") for name in services for fault in faults.get(name, [])}
+        trouble = any(faults.get(name) for name in services)
+        sources.append("GET /admin/faults")
+    if platform.fault_proxy_url is not None:
+        sources.append(f"GET {platform.fault_proxy_url}/proxies")
+        try:
+            toxics = _proxy_toxics(platform.fault_proxy_url)
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            lines.append(f"fault proxy: cannot ask it ({_one_line(exc)})")
+        else:
+            shown = [f"{proxy} {', '.join(kinds)}" for proxy, kinds in toxics.items() if kinds]
+            lines.append(f"fault proxy: {'; '.join(shown) or 'no toxic on any link'}")
+            on |= {toxic_cause(proxy, kind) or "" for proxy, kinds in toxics.items() for kind in kinds}
+            trouble = trouble or bool(shown)
     causes = tuple(cause for cause in step.causes if cause in on)
-    return StepResult(step, status, "GET /admin/faults", tuple(lines), causes=causes)
+    return StepResult(step, ATTENTION if trouble else OK, ", ".join(sources), tuple(lines), causes=causes)
+
+
+def _proxy_toxics(url: str) -> dict[str, list[str]]:
+    """Each proxy of the fault proxy (Toxiproxy API) and its toxics' types; `disabled` for a link switched off."""
+    answer = httpx.get(f"{url.rstrip('/')}/proxies", timeout=HTTP_TIMEOUT)
+    answer.raise_for_status()
+    found = {}
+    for name, proxy in dict(answer.json()).items():
+        kinds = [str(toxic.get("type", "")) for toxic in proxy.get("toxics") or []]
+        if proxy.get("enabled") is False:
+            kinds.append("disabled")
+        found[str(name)] = kinds
+    return found
 
 
 # -- formatting --------------------------------------------------------------------------------

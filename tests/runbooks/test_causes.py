@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.causes import CAUSES, parse_attention, parse_causes
+from runbooks.causes import CAUSES, LINK_CAUSES, parse_attention, parse_causes, toxic_cause
 from runbooks.document import parse_runbook
 from runbooks.run import ATTENTION, OK, StepResult, causes_found
 
@@ -74,3 +74,12 @@ def test_a_run_names_the_causes_of_its_findings_in_step_order() -> None:
     ]
 
     assert causes_found(results) == ["database_unavailable", "error_rate"]
+
+
+def test_a_toxic_points_to_the_dependency_or_the_database_by_the_link_it_is_on() -> None:
+    assert toxic_cause("payments", "latency") == "dependency_latency"
+    assert toxic_cause("payments", "reset_peer") == "dependency_errors"
+    assert toxic_cause("payments-db", "slicer") == "database_latency"
+    assert toxic_cause("portfolio-db", "disabled") == "database_unavailable"
+    assert toxic_cause("payments", "unknown_kind") is None
+    assert set(LINK_CAUSES.values()) <= set(CAUSES)

@@ -17,12 +17,13 @@ import pytest
 from chaos.monitoring import MonitoringBinaries, MonitoringStack, find_binaries
 from chaos.process_faults import freeze_worker, thaw_workers, workers_of
 from loadtests.smoke import run_journey
+from nova.serve import Platform, ServeOptions
 from runbooks.catalog import suite_slos
 from runbooks.document import SERVICES, parse_runbook
 from runbooks.run import ATTENTION, OK, RunContext, run_steps
 from slo.rules import render
 from tests.conftest import ADMIN_TOKEN
-from tests.nova.conftest import RunPlatform, admin_client
+from tests.nova.conftest import RunPlatform, admin_client, free_port
 from tests.runbooks.conftest import runbooks, stderr_to, wait_for_line
 
 WORKERS_RUNBOOK = '## Diagnosis\n\n```nova-check title="Workers" causes="worker_frozen worker_restarts"\nworkers\n```\n'
@@ -199,6 +200,41 @@ def test_the_service_down_runbook_names_a_fault_left_on_even_when_no_scrape_answ
         ["dependency_latency"],
     )
     assert document["causes"][0] == "dependency_latency"
+
+
+def test_the_faults_check_names_a_toxic_on_the_link_to_payments_as_the_dependency(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
+    runbook = parse_runbook(
+        Path("faults.md"),
+        '## Diagnosis\n\n```nova-check title="Faults" causes="dependency_latency dependency_errors error_rate"\n'
+        "faults\n```\n",
+    )
+    options = ServeOptions(
+        data_dir=tmp_path / "data",
+        payments_port=free_port(),
+        portfolio_port=free_port(),
+        workers=1,
+        enable_faults=True,
+        fault_proxy_port=free_port(),
+    )
+    platform = Platform(options)
+    platform.start()
+    try:
+        context = RunContext(options.data_dir)
+        (clean,) = run_steps(runbook, context)
+        proxy = f"http://127.0.0.1:{options.fault_proxy_port}"
+        toxic = {"name": "slow", "type": "latency", "attributes": {"latency": 100, "jitter": 50}}
+        assert httpx.post(f"{proxy}/proxies/payments/toxics", json=toxic, timeout=10.0).status_code == 200
+        (slowed,) = run_steps(runbook, context)
+    finally:
+        platform.stop()
+
+    assert (clean.status, clean.causes) == (OK, ())
+    assert clean.lines == ("payments: none", "portfolio: none", "fault proxy: no toxic on any link")
+    assert (slowed.status, slowed.causes) == (ATTENTION, ("dependency_latency",))
+    assert slowed.lines[-1] == "fault proxy: payments latency"
 
 
 def test_run_an_unknown_alert_exits_2_naming_close_matches() -> None:
