@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from runbooks.catalog import RUNBOOKS_DIR
 from runbooks.causes import CAUSES, LINK_CAUSES, parse_attention, parse_causes, toxic_cause
-from runbooks.document import parse_runbook
+from runbooks.document import parse_runbook, read_runbook
 from runbooks.run import ATTENTION, OK, StepResult, causes_found
 
 RUNBOOK = """---
@@ -83,3 +84,12 @@ def test_a_toxic_points_to_the_dependency_or_the_database_by_the_link_it_is_on()
     assert toxic_cause("portfolio-db", "disabled") == "database_unavailable"
     assert toxic_cause("payments", "unknown_kind") is None
     assert set(LINK_CAUSES.values()) <= set(CAUSES)
+
+
+def test_every_portfolio_runbook_looks_for_a_cpu_burn_on_payments_its_dependency() -> None:
+    # cpu-burn starves payments; portfolio pages for the orders it fails, while payments' own admin API times out.
+    for path in sorted(RUNBOOKS_DIR.glob("portfolio-*.md")):
+        steps = read_runbook(path).steps
+        assert any(
+            "cpu_saturation" in step.causes and 'service="payments", fault="cpu_burn"' in step.body for step in steps
+        ), path.name
