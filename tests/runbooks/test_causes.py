@@ -93,3 +93,15 @@ def test_every_portfolio_runbook_looks_for_a_cpu_burn_on_payments_its_dependency
         assert any(
             "cpu_saturation" in step.causes and 'service="payments", fault="cpu_burn"' in step.body for step in steps
         ), path.name
+
+
+def test_every_portfolio_latency_runbook_can_name_a_slow_link_to_payments_after_the_fault_is_gone() -> None:
+    # A 10 s flaky network is over before its page arrives: only the latencies it left show it.
+    for path in sorted(RUNBOOKS_DIR.glob("portfolio-latency-*.md")):
+        steps = read_runbook(path).steps
+        assert any(
+            "dependency_latency" in step.causes
+            and "nova_fault_active" not in step.body
+            and 'service="payments"' in step.body
+            for step in steps
+        ), path.name
