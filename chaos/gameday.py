@@ -191,6 +191,7 @@ class GameDay:
         env = dict(os.environ)
         env["NOVA_ADMIN_TOKEN"] = self.admin_token  # children only; never written to a file or log
         env["NOVA_DATA_DIR"] = str(self.options.data_dir)
+        env["NOVA_SERVE_LOG"] = str(self.options.out / "logs" / "serve.log")  # the runbooks' `workers` check
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env.pop("NOVA_PAYMENTS_DB", None)
         env.pop("NOVA_PORTFOLIO_DB", None)

@@ -34,6 +34,24 @@ def workers_of(service: str, data_dir: str = ".nova") -> list[int]:
     return sorted(int(pid) for pid in children if "spawn_main" in _cmdline(int(pid)))
 
 
+def process_state(pid: int) -> str:
+    """The kernel's one-letter state of `pid` (`R`, `S`, `T` stopped, ...) from /proc; "" when it has gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def stopped(state: str) -> bool:
+    """A stopped process (`T` by a signal, `t` by a tracer): alive, holding its sockets, answering nothing."""
+    return state in ("T", "t")
+
+
+def worker_states(service: str, data_dir: str = ".nova") -> dict[int, str]:
+    """Each worker of `service` (the supervisor's children) and its state, as an operator's `ps` shows it."""
+    return {pid: process_state(pid) for pid in workers_of(service, data_dir)}
+
+
 def freeze_worker(service: str = "payments", seconds: float = 10, data_dir: str = ".nova") -> dict[str, Any]:
     """SIGSTOP one worker of `service` for `seconds` (then SIGCONT); returns its PID."""
     if not 0 < seconds <= MAX_FREEZE_SECONDS:
@@ -62,11 +80,8 @@ def _wait_stopped(pid: int, timeout_seconds: float = 2.0) -> None:
     """A signal is delivered asynchronously: return once the worker is stopped, so the fault is on."""
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            return
-        if state in ("T", "t"):
+        state = process_state(pid)
+        if not state or stopped(state):
             return
         time.sleep(0.01)
 

@@ -81,6 +81,13 @@ def run(
         Path, typer.Option(envvar="NOVA_DATA_DIR", help="Data dir of the running `nova serve`")
     ] = DEFAULT_DATA_DIR,
     runbooks: RunbooksDir = RUNBOOKS_DIR,
+    serve_log: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="NOVA_SERVE_LOG",
+            help="The log `nova serve` writes: its supervisors name each worker they replaced and why",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
 ) -> None:
     """Run the runbook's diagnostic steps (PromQL, /readyz, ledger, faults) and print what they found,
@@ -98,7 +105,7 @@ def run(
         raise fail(str(exc)) from None
     if not runbook.steps:
         raise fail(f"{runbook.path} declares no diagnostic steps")
-    context = RunContext(data_dir=data_dir, prometheus_url=prometheus or "")
+    context = RunContext(data_dir=data_dir, prometheus_url=prometheus or "", serve_log=serve_log)
     started = time.time()
 
     with console.status("running the diagnostics") as status:

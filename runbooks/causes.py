@@ -20,6 +20,7 @@ CAUSES: Mapping[str, str] = {
     "database_unavailable": "the database is down or unreachable (503 database_unavailable, /readyz 503)",
     "database_latency": "the database answers slowly (queries and connection waits)",
     "worker_restarts": "service workers killed and restarted",
+    "worker_frozen": "a worker stopped answering while alive (SIGSTOP, a long pause): stopped, not replaced",
     "cpu_saturation": "the service's workers short of CPU",
     "dependency_latency": "latency from a dependency (payments slow for portfolio)",
     "dependency_errors": "errors from a dependency (payments failing for portfolio)",
@@ -34,6 +35,26 @@ FAULT_CAUSES: Mapping[str, str] = {
     "payments_latency": "dependency_latency",
     "payments_errors": "dependency_errors",
 }
+
+# The fault proxy's toxics (Toxiproxy API) on a link, by the cause each stands in for: on a link to
+# a service (portfolio's to payments) a dependency's, on a link to a database (`<service>-db`) the database's.
+# A proxy switched off (`enabled: false`) is a link down. Any other toxic type names nothing.
+SLOW_TOXICS = frozenset({"latency", "bandwidth", "slicer", "slow_close"})
+FAILING_TOXICS = frozenset({"reset_peer", "timeout", "limit_data", "disabled"})
+LINK_CAUSES: Mapping[tuple[str, str], str] = {
+    ("service", "slow"): "dependency_latency",
+    ("service", "failing"): "dependency_errors",
+    ("database", "slow"): "database_latency",
+    ("database", "failing"): "database_unavailable",
+}
+
+
+def toxic_cause(proxy: str, toxic_type: str) -> str | None:
+    """The cause a toxic of `toxic_type` on the proxy named `proxy` points to, or None."""
+    link = "database" if proxy.endswith("-db") else "service"
+    effect = "slow" if toxic_type in SLOW_TOXICS else "failing" if toxic_type in FAILING_TOXICS else None
+    return LINK_CAUSES[(link, effect)] if effect else None
+
 
 _OPERATORS: Mapping[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,

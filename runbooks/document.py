@@ -36,7 +36,7 @@ SEVERITIES = ("page", "ticket")
 PROMQL = "promql"
 NOVA_CHECK = "nova-check"
 STEP_LANGUAGES = (PROMQL, NOVA_CHECK)
-CHECKS = ("readyz", "ledger", "faults")
+CHECKS = ("readyz", "ledger", "faults", "workers")
 # What the embedded scraper can stand in for, from one read of each service's /metrics.
 EMBEDDED_MEASURES = ("error_ratio", "slow_ratio", "p99_ms", "requests", "pool_share", "up")
 SERVICES = ("payments", "portfolio")
@@ -51,7 +51,7 @@ class Step:
 
     kind: str  # "promql" or "nova-check"
     title: str
-    body: str  # the query, or the check (`readyz`, `readyz payments`, `ledger`, `faults`)
+    body: str  # the query, or the check (`readyz`, `readyz payments`, `ledger`, `faults`, `workers`)
     section: str
     line: int  # of the opening fence, 1-based
     attributes: dict[str, str] = field(default_factory=dict)

@@ -7,21 +7,26 @@
   is reported as needing Prometheus.
 - `nova-check` steps ask the platform found through `<data-dir>/serve.json`, as an operator would:
   `readyz` (each service's `/readyz`), `ledger` (`GET /v1/ledger/verify`), `faults` (the admin
-  fault API's active faults).
+  fault API's active faults), `workers` (each worker's process state under its supervisor, from
+  /proc, as `ps` shows it, and the workers the supervisors replaced in the last 15 minutes and why,
+  from `nova serve`'s log when `--serve-log`/`NOVA_SERVE_LOG` gives it).
 
 A result is `ok`, `attention` (it ran and shows trouble: not ready, unbalanced, a fault on, a
 service down, a PromQL answer past the step's `attention` threshold), `skipped` (needs Prometheus)
 or `error` (the step could not run). A step in `attention` names the causes it declares
-(`runbooks.causes`); the `faults` check names only those of the faults it found on.
+(`runbooks.causes`); the `faults` check names only those of the faults it found on, `readyz` only
+on a 503, `workers` only what it found (a stopped or unanswering worker, a worker that died).
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,8 @@ from chaos.actions import active_faults
 from chaos.errors import ChaosError
 from chaos.platform import HTTP_TIMEOUT, RunningPlatform, find_platform
 from chaos.probes import verify_ledger
-from runbooks.causes import FAULT_CAUSES
+from chaos.process_faults import stopped, worker_states
+from runbooks.causes import FAULT_CAUSES, toxic_cause
 from runbooks.check import runbook_files
 from runbooks.document import NOVA_CHECK, Runbook, Step, read_runbook
 from runbooks.errors import UnknownAlertError
@@ -42,6 +48,25 @@ from slo.scraper import QUANTILE, Totals, histogram_quantile, parse_totals, pool
 OK, ATTENTION, SKIPPED, ERROR = "ok", "attention", "skipped", "error"
 MAX_SERIES_SHOWN = 12
 SEVERITY_ORDER = ("page", "ticket")
+FROZEN, RESTARTED = "worker_frozen", "worker_restarts"
+# How a supervisor says a worker ended, by the cause it points to (any other ending: a restart).
+# uvicorn's supervisor pings each worker and kills one that has not answered within 5 s: a frozen or hung worker.
+REPLACEMENT_CAUSES = (("did not answer its health check", FROZEN),)
+REPLACEMENT_WINDOW_SECONDS = 900.0  # as the runbooks' "in the last 15m" fault queries
+LOG_TAIL_BYTES = 4 << 20
+_REPLACED = re.compile(
+    r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ nova\.supervisor WARNING "
+    r"(?P<service>\S+) worker (?P<pid>\d+) (?P<how>.+); replaced$"
+)
+# /proc/<pid>/stat's states as `ps` explains them (man 5 proc).
+_STATE_NAMES = {
+    "R": "R (running)",
+    "S": "S (sleeping)",
+    "D": "D (disk sleep)",
+    "T": "T (stopped)",
+    "t": "t (tracing stop)",
+    "Z": "Z (zombie)",
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +98,7 @@ class StepResult:
 class RunContext:
     data_dir: Path
     prometheus_url: str = ""
+    serve_log: Path | None = None  # what `nova serve` logged (its supervisors' lines), for the `workers` check
 
 
 def find_runbook(name: str, folder: Path, severity: str | None = None) -> Runbook:
@@ -117,7 +143,7 @@ def causes_found(results: Sequence[StepResult]) -> list[str]:
 def _named(result: StepResult) -> tuple[str, ...]:
     if result.status != ATTENTION:
         return ()
-    if result.step.kind == NOVA_CHECK and result.step.body.split()[0] in ("faults", "readyz"):
+    if result.step.kind == NOVA_CHECK and result.step.body.split()[0] in ("faults", "readyz", "workers"):
         return result.causes  # what the check itself found: the faults on, a service answering 503
     return result.step.causes
 
@@ -209,6 +235,8 @@ def _check(step: Step, context: RunContext) -> StepResult:
         return _readyz(step, platform, services)
     if check == "ledger":
         return _ledger(step, context)
+    if check == "workers":
+        return _workers(step, context, services)
     return _faults(step, platform, context, services)
 
 
@@ -232,6 +260,61 @@ def _readyz(step: Step, platform: RunningPlatform, services: Iterable[str]) -> S
     return StepResult(step, status, "GET /readyz", tuple(lines), causes=step.causes if unready else ())
 
 
+def _workers(step: Step, context: RunContext, services: Sequence[str]) -> StepResult:
+    """Each service's workers and their process state now, and the workers its supervisor replaced in
+    the last 15 minutes and why (its log, when given). A stopped worker (`T`) or one killed for not
+    answering its health check points to `worker_frozen`; one that died otherwise to `worker_restarts`.
+    The step names those of its declared causes it found."""
+    lines, found = [], set()
+    for name in services:
+        states = worker_states(name, str(context.data_dir))
+        shown = ", ".join(f"{pid} {_STATE_NAMES.get(state, state or 'gone')}" for pid, state in states.items())
+        lines.append(f"{name}: {shown or 'no workers'}")
+        if any(stopped(state) for state in states.values()):
+            found.add(FROZEN)
+    source = "/proc (the supervisors' workers)"
+    if context.serve_log is None:
+        lines.append("supervisor log not given (--serve-log, NOVA_SERVE_LOG): the workers' states now only")
+    else:
+        source += f", {context.serve_log}"
+        now = time.time()
+        try:
+            replaced = supervisor_replacements(context.serve_log, services, now - REPLACEMENT_WINDOW_SECONDS)
+        except OSError as exc:
+            replaced = []
+            lines.append(f"supervisor log {context.serve_log}: cannot read ({_one_line(exc)})")
+        else:
+            if not replaced:
+                lines.append("no worker replaced in the last 15m")
+        for moment, service, pid, how in replaced[-MAX_SERIES_SHOWN:]:
+            lines.append(f"{service} worker {pid} {how}; replaced {now - moment:.0f} s ago")
+        found.update(_replacement_cause(how) for _, _, _, how in replaced)
+    causes = tuple(cause for cause in step.causes if cause in found)
+    return StepResult(step, ATTENTION if found else OK, source, tuple(lines), causes=causes)
+
+
+def supervisor_replacements(path: Path, services: Iterable[str], since: float) -> list[tuple[float, str, int, str]]:
+    """(when, service, pid, how it ended) for each worker a supervisor replaced since `since`, oldest first,
+    from the lines `core_services.server.Supervisor` logs (its asctime is local time)."""
+    wanted = set(services)
+    with path.open("rb") as file:
+        file.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+        text = file.read().decode("utf-8", "replace")
+    found = []
+    for line in text.splitlines():
+        match = _REPLACED.match(line)
+        if match is None or match["service"] not in wanted:
+            continue
+        moment = datetime.strptime(match["at"], "%Y-%m-%d %H:%M:%S").timestamp()
+        if moment >= since:
+            found.append((moment, match["service"], int(match["pid"]), match["how"]))
+    return found
+
+
+def _replacement_cause(how: str) -> str:
+    return next((cause for phrase, cause in REPLACEMENT_CAUSES if phrase in how), RESTARTED)
+
+
 def _ledger(step: Step, context: RunContext) -> StepResult:
     ledger = verify_ledger(str(context.data_dir))
     sums = ", ".join(f"{currency} {total}" for currency, total in sorted(ledger.sum_minor.items()))
@@ -244,16 +327,45 @@ def _ledger(step: Step, context: RunContext) -> StepResult:
 
 
 def _faults(step: Step, platform: RunningPlatform, context: RunContext, services: Sequence[str]) -> StepResult:
-    if not platform.faults_enabled:
+    if not platform.faults_enabled and platform.fault_proxy_url is None:
         return StepResult(
             step, OK, "serve.json", ("fault API off (served without --enable-faults): no fault can be on",)
         )
-    faults = active_faults(str(context.data_dir))
-    lines = [f"{name}: {', '.join(faults.get(name, [])) or 'none'}" for name in services]
-    status = ATTENTION if any(faults.get(name) for name in services) else OK
-    on = {FAULT_CAUSES.get(fault, "") for name in services for fault in faults.get(name, [])}
+    lines: list[str] = []
+    on: set[str] = set()
+    sources, trouble = [], False
+    if platform.faults_enabled:
+        faults = active_faults(str(context.data_dir))
+        lines += [f"{name}: {', '.join(faults.get(name, [])) or 'none'}" for name in services]
+        on |= {FAULT_CAUSES.get(fault, "") for name in services for fault in faults.get(name, [])}
+        trouble = any(faults.get(name) for name in services)
+        sources.append("GET /admin/faults")
+    if platform.fault_proxy_url is not None:
+        sources.append(f"GET {platform.fault_proxy_url}/proxies")
+        try:
+            toxics = _proxy_toxics(platform.fault_proxy_url)
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            lines.append(f"fault proxy: cannot ask it ({_one_line(exc)})")
+        else:
+            shown = [f"{proxy} {', '.join(kinds)}" for proxy, kinds in toxics.items() if kinds]
+            lines.append(f"fault proxy: {'; '.join(shown) or 'no toxic on any link'}")
+            on |= {toxic_cause(proxy, kind) or "" for proxy, kinds in toxics.items() for kind in kinds}
+            trouble = trouble or bool(shown)
     causes = tuple(cause for cause in step.causes if cause in on)
-    return StepResult(step, status, "GET /admin/faults", tuple(lines), causes=causes)
+    return StepResult(step, ATTENTION if trouble else OK, ", ".join(sources), tuple(lines), causes=causes)
+
+
+def _proxy_toxics(url: str) -> dict[str, list[str]]:
+    """Each proxy of the fault proxy (Toxiproxy API) and its toxics' types; `disabled` for a link switched off."""
+    answer = httpx.get(f"{url.rstrip('/')}/proxies", timeout=HTTP_TIMEOUT)
+    answer.raise_for_status()
+    found = {}
+    for name, proxy in dict(answer.json()).items():
+        kinds = [str(toxic.get("type", "")) for toxic in proxy.get("toxics") or []]
+        if proxy.get("enabled") is False:
+            kinds.append("disabled")
+        found[str(name)] = kinds
+    return found
 
 
 # -- formatting --------------------------------------------------------------------------------

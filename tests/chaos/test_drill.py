@@ -13,6 +13,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -20,9 +21,11 @@ import pytest
 
 from chaos.drill import RIGHT, SILENT, WRONG, Drill, RunbookRun, StepFinding, attach, grade, read_pages, read_runs
 from chaos.gameday_model import PhaseResult, Window
+from chaos.process_faults import freeze_worker, thaw_workers
 from nova.serve import Platform
 from runbooks.catalog import RUNBOOKS_DIR
 from tests.nova.conftest import RunPlatform, admin_client
+from tests.runbooks.conftest import stderr_to, wait_for_line
 
 ALERT = "PaymentsAvailabilityBurn"
 RUNBOOK = "payments-availability-page.md"
@@ -50,7 +53,32 @@ def erroring_platform(run_platform: RunPlatform, monkeypatch: pytest.MonkeyPatch
         yield platform
 
 
-def drill_a_page(platform: Platform, out: Path, runbooks: Path | None = None) -> PhaseResult:
+@pytest.fixture
+def platform_after_a_freeze(
+    run_platform: RunPlatform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Platform]:
+    """A payments worker frozen (SIGSTOP) until its supervisor killed it for not answering, as in worker-freeze;
+    `nova serve`'s log (the supervisors' lines) is where the runbooks' `workers` check reads it."""
+    monkeypatch.delenv("NOVA_PROMETHEUS_URL", raising=False)
+    log = tmp_path / "serve.log"
+    with ExitStack() as stack:
+        with stderr_to(log):
+            platform = stack.enter_context(run_platform(workers=2))
+        data_dir = str(platform.options.data_dir)
+        pid = freeze_worker("payments", seconds=60, data_dir=data_dir)["pid"]
+        wait_for_line(log, f"payments worker {pid} did not answer its health check")
+        thaw_workers(data_dir)
+        monkeypatch.setenv("NOVA_SERVE_LOG", str(log))  # as the game day gives its drill
+        yield platform
+
+
+def drill_a_page(
+    platform: Platform,
+    out: Path,
+    runbooks: Path | None = None,
+    cause: str = "error_rate",
+    experiment: str = "payments-error-burn",
+) -> PhaseResult:
     """Deliver one page for ALERT as the pager's `jsonl:` line, let the drill run it, grade the phase."""
     pages = out / "pager" / "pages.jsonl"
     pages.parent.mkdir(parents=True)
@@ -68,13 +96,13 @@ def drill_a_page(platform: Platform, out: Path, runbooks: Path | None = None) ->
     pages.write_text(json.dumps(page) + "\n")
     drill.stop()
     phase = PhaseResult(
-        name="payments-error-burn",
-        title="errors",
+        name=experiment,
+        title=experiment,
         window=Window(delivered - 30, delivered + 120),
         fault=Window(delivered - 20, delivered + 60),
         status="passed",
         reason="",
-        cause="error_rate",
+        cause=cause,
     )
     attach([phase], read_pages(pages), read_runs(out / "drill" / "runs.jsonl"))
     return phase
@@ -108,6 +136,19 @@ def test_a_blinded_runbook_is_silent_and_fails_the_check(erroring_platform: Plat
     assert not check.passed and "silent" in check.detail
     assert not phase.passed
     shutil.rmtree(runbooks)
+
+
+def test_a_page_after_a_worker_froze_names_it_from_the_supervisors_log(
+    platform_after_a_freeze: Platform, tmp_path: Path
+) -> None:
+    phase = drill_a_page(platform_after_a_freeze, tmp_path / "gd", cause="worker_frozen", experiment="worker-freeze")
+
+    (diagnosis,) = phase.diagnosis
+    assert (diagnosis.runbook, diagnosis.verdict) == (RUNBOOK, RIGHT)
+    assert "worker_frozen" in diagnosis.named and "error_rate" not in diagnosis.named
+    assert diagnosis.seconds_to_cause is not None and diagnosis.seconds_to_cause > 0
+    assert any(finding.startswith("Workers now") for finding in diagnosis.findings)
+    assert phase.checks[-1].passed and phase.checks[-1].name.endswith("(worker_frozen)")
 
 
 def _run(causes_per_step: list[list[str]], delivered: float = 100.0) -> RunbookRun:

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from chaos.drill import experiment_cause
 from chaos.gameday_plan import FULL_EXPERIMENTS, QUICK_EXPERIMENTS
+from runbooks.causes import CAUSES
 from tests.chaos.conftest import REPO, run_chaos
 
 EXPERIMENTS = sorted((REPO / "chaos" / "experiments").glob("*.json"))
@@ -87,6 +89,12 @@ def test_the_hypothesis_claims_no_acknowledged_payment_is_lost(path: Path) -> No
         if probe["provider"]["func"] == "background_load_verdict"
     ]
     assert "audit" in checks
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda path: path.stem)
+def test_it_declares_the_cause_it_injects_so_the_drill_can_grade_its_pages(path: Path) -> None:
+    experiment: dict[str, Any] = json.loads(path.read_text())
+    assert experiment_cause(experiment) in CAUSES
 
 
 def test_chaos_validate_refuses_an_unknown_provider(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.causes import CAUSES, parse_attention, parse_causes
-from runbooks.document import parse_runbook
+from runbooks.catalog import RUNBOOKS_DIR
+from runbooks.causes import CAUSES, LINK_CAUSES, parse_attention, parse_causes, toxic_cause
+from runbooks.document import parse_runbook, read_runbook
 from runbooks.run import ATTENTION, OK, StepResult, causes_found
 
 RUNBOOK = """---
@@ -74,3 +75,33 @@ def test_a_run_names_the_causes_of_its_findings_in_step_order() -> None:
     ]
 
     assert causes_found(results) == ["database_unavailable", "error_rate"]
+
+
+def test_a_toxic_points_to_the_dependency_or_the_database_by_the_link_it_is_on() -> None:
+    assert toxic_cause("payments", "latency") == "dependency_latency"
+    assert toxic_cause("payments", "reset_peer") == "dependency_errors"
+    assert toxic_cause("payments-db", "slicer") == "database_latency"
+    assert toxic_cause("portfolio-db", "disabled") == "database_unavailable"
+    assert toxic_cause("payments", "unknown_kind") is None
+    assert set(LINK_CAUSES.values()) <= set(CAUSES)
+
+
+def test_every_portfolio_runbook_looks_for_a_cpu_burn_on_payments_its_dependency() -> None:
+    # cpu-burn starves payments; portfolio pages for the orders it fails, while payments' own admin API times out.
+    for path in sorted(RUNBOOKS_DIR.glob("portfolio-*.md")):
+        steps = read_runbook(path).steps
+        assert any(
+            "cpu_saturation" in step.causes and 'service="payments", fault="cpu_burn"' in step.body for step in steps
+        ), path.name
+
+
+def test_every_portfolio_latency_runbook_can_name_a_slow_link_to_payments_after_the_fault_is_gone() -> None:
+    # A 10 s flaky network is over before its page arrives: only the latencies it left show it.
+    for path in sorted(RUNBOOKS_DIR.glob("portfolio-latency-*.md")):
+        steps = read_runbook(path).steps
+        assert any(
+            "dependency_latency" in step.causes
+            and "nova_fault_active" not in step.body
+            and 'service="payments"' in step.body
+            for step in steps
+        ), path.name

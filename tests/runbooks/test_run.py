@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +15,18 @@ import httpx
 import pytest
 
 from chaos.monitoring import MonitoringBinaries, MonitoringStack, find_binaries
+from chaos.process_faults import freeze_worker, thaw_workers, workers_of
 from loadtests.smoke import run_journey
+from nova.serve import Platform, ServeOptions
 from runbooks.catalog import suite_slos
+from runbooks.document import SERVICES, parse_runbook
+from runbooks.run import ATTENTION, OK, RunContext, run_steps
 from slo.rules import render
 from tests.conftest import ADMIN_TOKEN
-from tests.nova.conftest import RunPlatform
-from tests.runbooks.conftest import runbooks
+from tests.nova.conftest import RunPlatform, admin_client, free_port
+from tests.runbooks.conftest import runbooks, stderr_to, wait_for_line
+
+WORKERS_RUNBOOK = '## Diagnosis\n\n```nova-check title="Workers" causes="worker_frozen worker_restarts"\nworkers\n```\n'
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +129,112 @@ def test_run_with_prometheus_prints_a_real_number_for_a_promql_step(run_platform
     assert len(pool["values"]) == 1 and 0.0 <= pool["values"][0] <= 1.0
     burn = _step(document, "Burn rate now (1.0 = spending the budget exactly on schedule; the page is 14.4)")
     assert (burn["status"], burn["values"]) == ("ok", [0.0])
+
+
+def test_the_workers_check_names_a_stopped_worker_frozen_and_running_ones_nothing(run_platform: RunPlatform) -> None:
+    runbook = parse_runbook(Path("frozen.md"), WORKERS_RUNBOOK)
+    with run_platform(workers=2) as platform:
+        context = RunContext(platform.options.data_dir)
+        data_dir = str(platform.options.data_dir)
+        (running,) = run_steps(runbook, context)
+        frozen_pid = freeze_worker("payments", seconds=30, data_dir=data_dir)["pid"]
+        try:
+            (frozen,) = run_steps(runbook, context)
+        finally:
+            thaw_workers(data_dir)
+        (thawed,) = run_steps(runbook, context)
+
+    assert (running.status, running.causes) == (OK, ())
+    assert [line.split(":")[0] for line in running.lines[:2]] == list(SERVICES)
+    assert "T (stopped)" not in " ".join(running.lines) and "supervisor log not given" in running.lines[-1]
+    assert (frozen.status, frozen.causes) == (ATTENTION, ("worker_frozen",))
+    payments = next(line for line in frozen.lines if line.startswith("payments: "))
+    assert f"{frozen_pid} T (stopped)" in payments and payments.count(", ") == 1  # the other worker still runs
+    assert not any("T (stopped)" in line for line in frozen.lines if line.startswith("portfolio: "))
+    assert (thawed.status, thawed.causes) == (OK, ())
+
+
+def test_the_workers_check_tells_a_worker_killed_for_not_answering_from_one_that_died(
+    run_platform: RunPlatform, tmp_path: Path
+) -> None:
+    runbook = parse_runbook(Path("workers.md"), WORKERS_RUNBOOK)
+    log = tmp_path / "serve.log"
+    with ExitStack() as stack:
+        with stderr_to(log):
+            platform = stack.enter_context(run_platform(workers=2))
+        context = RunContext(platform.options.data_dir, serve_log=log)
+        data_dir = str(platform.options.data_dir)
+        (before,) = run_steps(runbook, context)
+        frozen = freeze_worker("payments", seconds=60, data_dir=data_dir)["pid"]
+        hung = wait_for_line(log, f"payments worker {frozen} did not answer its health check")
+        thaw_workers(data_dir)  # nothing to thaw: the supervisor killed it
+        (after_freeze,) = run_steps(runbook, context)
+        died = workers_of("portfolio", data_dir)[0]
+        os.kill(died, signal.SIGKILL)
+        wait_for_line(log, f"portfolio worker {died} was killed by SIGKILL")
+        (after_kill,) = run_steps(runbook, context)
+
+    # (A loaded machine can make a busy worker miss a health check too: only these two workers are asserted.)
+    assert not any(f"worker {frozen} " in line or f"worker {died} " in line for line in before.lines)
+    assert after_freeze.status == ATTENTION and "worker_frozen" in after_freeze.causes
+    assert hung.endswith("replaced") and any(
+        line.startswith(f"payments worker {frozen} did not answer its health check; killed; replaced ")
+        for line in after_freeze.lines
+    )
+    assert after_kill.causes == ("worker_frozen", "worker_restarts")  # in the step's declared order
+    assert any(line.startswith(f"portfolio worker {died} was killed by SIGKILL") for line in after_kill.lines)
+
+
+def test_the_service_down_runbook_names_a_fault_left_on_even_when_no_scrape_answers(run_platform: RunPlatform) -> None:
+    with run_platform(workers=1, enable_faults=True) as platform:
+        with admin_client(platform, "portfolio") as client:
+            fault = {"ms": 250, "ttl_seconds": 60}
+            assert client.put("/admin/faults/payments_latency", json=fault).status_code == 200
+        code, document = _run_json("NovaServiceDown", "--data-dir", str(platform.options.data_dir))
+
+    assert code == 0
+    faults = document["steps"][0]  # on-call's first look: the admin API answers when the scrapes time out
+    assert faults["title"] == "Active faults on both services"
+    assert (faults["result"], faults["causes"]) == (
+        ["payments: none", "portfolio: payments_latency"],
+        ["dependency_latency"],
+    )
+    assert document["causes"][0] == "dependency_latency"
+
+
+def test_the_faults_check_names_a_toxic_on_the_link_to_payments_as_the_dependency(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
+    runbook = parse_runbook(
+        Path("faults.md"),
+        '## Diagnosis\n\n```nova-check title="Faults" causes="dependency_latency dependency_errors error_rate"\n'
+        "faults\n```\n",
+    )
+    options = ServeOptions(
+        data_dir=tmp_path / "data",
+        payments_port=free_port(),
+        portfolio_port=free_port(),
+        workers=1,
+        enable_faults=True,
+        fault_proxy_port=free_port(),
+    )
+    platform = Platform(options)
+    platform.start()
+    try:
+        context = RunContext(options.data_dir)
+        (clean,) = run_steps(runbook, context)
+        proxy = f"http://127.0.0.1:{options.fault_proxy_port}"
+        toxic = {"name": "slow", "type": "latency", "attributes": {"latency": 100, "jitter": 50}}
+        assert httpx.post(f"{proxy}/proxies/payments/toxics", json=toxic, timeout=10.0).status_code == 200
+        (slowed,) = run_steps(runbook, context)
+    finally:
+        platform.stop()
+
+    assert (clean.status, clean.causes) == (OK, ())
+    assert clean.lines == ("payments: none", "portfolio: none", "fault proxy: no toxic on any link")
+    assert (slowed.status, slowed.causes) == (ATTENTION, ("dependency_latency",))
+    assert slowed.lines[-1] == "fault proxy: payments latency"
 
 
 def test_run_an_unknown_alert_exits_2_naming_close_matches() -> None:
