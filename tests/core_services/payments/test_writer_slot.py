@@ -6,7 +6,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +29,20 @@ def writer_slot_taken(settings: ServiceSettings, release_after: float) -> Iterat
         yield
     finally:
         releaser.join()
+
+
+@contextmanager
+def paying_from_threads(pay: Callable[[], httpx.Response], count: int) -> Iterator[list[httpx.Response]]:
+    """`count` payments sent at once from threads; the answers are all in when the block ends."""
+    answers: list[httpx.Response] = []
+    payers = [threading.Thread(target=lambda: answers.append(pay())) for _ in range(count)]
+    for thread in payers:
+        thread.start()
+    try:
+        yield answers
+    finally:
+        for thread in payers:
+            thread.join()
 
 
 def test_a_payment_waiting_for_a_held_writer_slot_is_503_with_retry_after_and_writes_nothing(
@@ -55,20 +69,15 @@ def test_readyz_answers_at_once_while_payments_wait_for_the_writer_slot(
     payer, payee = api.create_customer(), api.create_customer()
     source, target = api.open_account(payer), api.open_account(payee)
     api.fund(source, 1_000)
-    answers: list[httpx.Response] = []
-    with writer_slot_taken(settings, release_after=WRITE_LOCK_WAIT_SECONDS + 1):
-        payers = [
-            threading.Thread(target=lambda: answers.append(api.pay(payer, source, target, 100))) for _ in range(3)
-        ]
-        for thread in payers:
-            thread.start()
+    with (
+        writer_slot_taken(settings, release_after=WRITE_LOCK_WAIT_SECONDS + 1),
+        paying_from_threads(lambda: api.pay(payer, source, target, 100), 3) as answers,
+    ):
         time.sleep(0.3)  # the payments are waiting now
         started = time.monotonic()
         ready = api.client.get("/readyz")
         assert time.monotonic() - started < 0.5
         assert ready.status_code == 200
-        for thread in payers:
-            thread.join()
     assert sorted(response.status_code for response in answers) == [503, 503, 503]
 
 
@@ -80,14 +89,10 @@ def test_payments_waiting_for_the_writer_slot_all_settle_once_it_is_free_within_
     payer, payee = api.create_customer(), api.create_customer()
     source, target = api.open_account(payer), api.open_account(payee)
     api.fund(source, 1_000)
-    answers: list[httpx.Response] = []
-    with writer_slot_taken(settings, release_after=0.5):
-        payers = [
-            threading.Thread(target=lambda: answers.append(api.pay(payer, source, target, 100))) for _ in range(4)
-        ]
-        for thread in payers:
-            thread.start()
-        for thread in payers:
-            thread.join()
+    with (
+        writer_slot_taken(settings, release_after=0.5),
+        paying_from_threads(lambda: api.pay(payer, source, target, 100), 4) as answers,
+    ):
+        pass
     assert [response.status_code for response in answers] == [201, 201, 201, 201]
     assert api.balance(source) == 600
