@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core_services.telemetry import record_problem
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 TITLES: dict[str, tuple[int, str]] = {
@@ -91,6 +93,7 @@ class Problem(Exception):
         return body
 
     def response(self, instance: str | None = None) -> JSONResponse:
+        record_problem(self.code)
         body = self.body()
         if instance:
             body["instance"] = instance

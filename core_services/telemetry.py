@@ -3,7 +3,8 @@
 Outcome labels are the answer's problem `code` (a fixed set) or `settled`/`filled`, so the
 series stay few. Injected faults are telemetry too: `nova_fault_active{service,fault}` says
 which are on, and `nova.fault` on a request's span which ones touched it, so a game day's
-graphs and traces tell injected trouble from real trouble.
+graphs and traces tell injected trouble from real trouble. So does `nova_problems_total{code}`:
+every problem answered, by code, so a 503 `database_unavailable` is told from an injected 503.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ PAYMENTS = counter("nova_payments", "Payment and deposit requests answered, by k
 ORDERS = counter("nova_orders", "Order requests answered, by side and outcome", ("side", "outcome"))
 IDEMPOTENT_REPLAYS = counter(
     "nova_idempotent_replays", "Requests answered with the stored first response of their key", ("service",)
+)
+PROBLEMS = counter(
+    "nova_problems",
+    "Requests answered with a problem, by its stable code: tells a database outage's 503 from an injected one",
+    ("code",),
 )
 FAULTS_ACTIVE = gauge(
     "nova_fault_active",
@@ -47,6 +53,10 @@ def _record(service: str, outcome: str, replayed: bool, ids: dict[str, Any]) -> 
     if span.is_recording():
         span.set_attributes({"nova.outcome": outcome, "nova.idempotent_replay": replayed})
         span.set_attributes({name: value for name, value in ids.items() if isinstance(value, str)})
+
+
+def record_problem(code: str) -> None:
+    PROBLEMS.labels(code).inc()
 
 
 def record_fault(name: str) -> None:

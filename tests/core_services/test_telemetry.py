@@ -72,3 +72,13 @@ def test_orders_are_counted_and_their_spans_carry_the_order_and_its_payment(serv
     [span] = [span for span in server_spans(services.spans(), "portfolio") if span.name == "POST /v1/orders"]
     assert span.attributes is not None
     assert (span.attributes["nova.order.id"], span.attributes["nova.payment.id"]) == (order["id"], order["payment_id"])
+
+
+def test_every_problem_answered_is_counted_by_its_code(services: TracedServices) -> None:
+    """A 503 database_unavailable must be told from an injected 503 by its code (the latency runbooks do)."""
+    before = value(scrape(services), "nova_problems_total", code="unauthorized")
+
+    answers = [services.payments.get("/v1/accounts/acc_x").status_code for _ in range(3)]
+
+    assert answers == [401] * 3
+    assert value(scrape(services), "nova_problems_total", code="unauthorized") - before == 3
