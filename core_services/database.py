@@ -4,11 +4,12 @@ Writes are short transactions. On PostgreSQL row locks order them; on SQLite the
 whole database has one writer, so writers queue on a file lock (plus a thread lock
 inside the process) instead of SQLite's busy handler, which sleeps in steps of
 milliseconds and would wreck tail latency when several worker processes contend.
-The wait is bounded (`WRITE_LOCK_WAIT_SECONDS`, then 503 `database_unavailable`), and
-never happens on the event loop: SQLite work runs there only while the lock is free
-at once; otherwise it is run again in a worker thread, which may wait. A writer
-frozen while holding the lock (SIGSTOP, a debugger) then costs its peers 503s, not
-their whole event loop and `/readyz`.
+SQLite work runs on the event loop while the lock is free at once; when another
+worker holds it, the work queues, a keeper thread waits for the lock, and the loop
+then runs the queued work back to back (`_WriterQueue.run_when_free`). The wait is
+bounded (`WRITE_LOCK_WAIT_SECONDS`, then 503 `database_unavailable`) and never
+blocks the loop: a writer frozen while holding the lock (SIGSTOP, a debugger) costs
+its peers 503s, not their whole event loop and `/readyz`.
 
 With fault injection on, each transaction first consults the service's fault board:
 `db_unavailable` raises exactly what an unreachable database raises (503
@@ -19,13 +20,16 @@ fail; `db_latency` waits before the transaction starts.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import fcntl
 import functools
 import os
+import queue
 import re
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,6 +73,8 @@ WRITE_LOCK_WAIT_SECONDS = LOCK_TIMEOUT_MS / 1000
 # Start-up migrations of several processes queue for longer: nothing is waiting for them.
 MIGRATION_LOCK_WAIT_SECONDS = 60.0
 _POLL_FIRST_SECONDS, _POLL_MAX_SECONDS = 0.0005, 0.001
+# How much queued work one worker runs per turn with the slot before the other workers get theirs.
+_BATCH = 8
 
 
 class WouldBlock(Exception):
@@ -90,6 +96,10 @@ def _inline(work: Callable[..., T], args: tuple[Any, ...], *, holding_slot: bool
         return work(*args)
     finally:
         _on_loop.active = _on_loop.holding_slot = False
+
+
+def _inline_holding_slot(work: Callable[..., T], args: tuple[Any, ...]) -> T:
+    return _inline(work, args, holding_slot=True)
 
 
 class Database:
@@ -157,11 +167,7 @@ class Database:
             if self._write_lock is not None:
                 # The writer slot is taken (by another worker, mostly): wait for it without
                 # blocking the loop, then run the work again on the loop, holding the slot.
-                await self._write_lock.acquire_async(WRITE_LOCK_WAIT_SECONDS)
-                try:
-                    return _inline(work, args, holding_slot=True)
-                finally:
-                    self._write_lock.release()
+                return await self._write_lock.run_when_free(work, args, WRITE_LOCK_WAIT_SECONDS)
         return await anyio.to_thread.run_sync(functools.partial(work, *args))
 
     def ping(self) -> bool:
@@ -308,6 +314,21 @@ def _private_file(path: Path) -> None:
     os.chmod(path, 0o600)  # a file made by an older version (0644) is narrowed too
 
 
+class _LoopWaiters:
+    """One event loop's database work waiting for the writer slot, in arrival order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: deque[tuple[asyncio.Future[Any], Callable[[], Any]]] = deque()
+        self.asked = False  # the keeper thread is taking the slot for them
+
+    def pending(self) -> bool:
+        """Whether any work still waits (the expired and the cancelled leave the head of the queue)."""
+        while self.queue and self.queue[0][0].done():
+            self.queue.popleft()
+        return bool(self.queue)
+
+
 class _WriterQueue:
     """SQLite's single-writer slot, shared by threads and by processes on one file; waits are bounded."""
 
@@ -316,9 +337,10 @@ class _WriterQueue:
         self._thread_lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
-        # Per event loop, the coroutines waiting for the slot (see acquire_async), and how many.
-        self._loop_queues: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
-        self._waiting = 0
+        self._loops: WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaiters] = WeakKeyDictionary()
+        self._waiting = 0  # coroutines waiting, on every loop: new work queues behind them
+        self._keeper_requests: queue.SimpleQueue[_LoopWaiters] = queue.SimpleQueue()
+        self._keeper_pid = 0
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -351,45 +373,76 @@ class _WriterQueue:
             self._thread_lock.release()
             raise
 
-    async def acquire_async(self, wait_seconds: float) -> None:
-        """Take the slot from a coroutine, never blocking its loop; 503 after `wait_seconds`.
+    async def run_when_free(self, work: Callable[..., T], args: tuple[Any, ...], wait_seconds: float) -> T:
+        """Run `work` on the event loop once the slot is ours, never blocking the loop to wait for it.
 
-        One coroutine per loop polls the file lock; the others queue behind it in order,
-        so a busy worker wakes a few hundred times a second at most, however many
-        requests wait.
+        503 after `wait_seconds`.
+
+        Work queues in order. A keeper thread waits for the slot on its behalf (a
+        blocking flock, so it is woken the moment another worker lets go, and costs
+        nothing meanwhile); then the loop runs the queued work back to back, a few at
+        a time, and lets go: the slot is held for the work alone, never while the
+        loop serves something else. A frozen holder stalls only the keeper: the
+        waiting requests time out and the loop goes on serving.
         """
-        deadline = time.monotonic() + wait_seconds
-        queue = self._loop_queues.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        loop = asyncio.get_running_loop()
+        waiters = self._loops.get(loop)
+        if waiters is None:
+            waiters = self._loops[loop] = _LoopWaiters(loop)
+        turn: asyncio.Future[T] = loop.create_future()
+        # In the request's own context, so that its spans and logs stay in its trace.
+        waiters.queue.append(
+            (turn, functools.partial(contextvars.copy_context().run, _inline_holding_slot, work, args))
+        )
         self._waiting += 1
+        expiry = loop.call_later(wait_seconds, _expire, turn)
+        if not waiters.asked:
+            self._ask_keeper(waiters)
         try:
-            try:
-                await asyncio.wait_for(queue.acquire(), wait_seconds)
-            except TimeoutError:
-                raise _writer_busy() from None
-            try:
-                pause = _POLL_FIRST_SECONDS
-                while not self._try_acquire():
-                    if time.monotonic() >= deadline:
-                        raise _writer_busy()
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, _POLL_MAX_SECONDS)
-            finally:
-                queue.release()
+            return await turn
         finally:
+            expiry.cancel()
             self._waiting -= 1
 
-    def _try_acquire(self) -> bool:
-        if not self._thread_lock.acquire(blocking=False):
-            return False
+    def _ask_keeper(self, waiters: _LoopWaiters) -> None:
+        if self._keeper_pid != os.getpid():  # a forked worker starts its own keeper
+            self._keeper_requests = queue.SimpleQueue()
+            self._keeper_pid = os.getpid()
+            threading.Thread(target=self._keep, args=(self._keeper_requests,), name="writer-slot", daemon=True).start()
+        waiters.asked = True
+        self._keeper_requests.put(waiters)
+
+    def _keep(self, requests: queue.SimpleQueue[_LoopWaiters]) -> None:
+        """The keeper thread: take the slot (waiting as long as it takes) for each loop that asks."""
+        while True:
+            waiters = requests.get()
+            self._thread_lock.acquire()
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+            try:
+                waiters.loop.call_soon_threadsafe(self._granted, waiters)
+            except RuntimeError:  # that loop is closed
+                self.release()
+
+    def _granted(self, waiters: _LoopWaiters) -> None:
+        """On the loop: the keeper has taken the slot; run what waits, a batch at most, then let go."""
+        waiters.asked = False
         try:
-            fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            self._thread_lock.release()
-            return False
-        except BaseException:
-            self._thread_lock.release()
-            raise
+            for _ in range(_BATCH):
+                if not waiters.pending():
+                    break
+                turn, run = waiters.queue.popleft()
+                try:
+                    turn.set_result(run())
+                except Exception as exc:  # the work's own error is its request's answer
+                    turn.set_exception(exc)
+        finally:
+            self.release()
+        if waiters.pending():
+            self._ask_keeper(waiters)  # the other workers get their turn first, if they want one
 
     def _lock_file(self, inline: bool, deadline: float) -> None:
         """Poll the file lock (a blocking flock cannot be bounded) with a short, growing pause."""
@@ -413,6 +466,11 @@ class _WriterQueue:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
             self._pid = os.getpid()
         return self._fd
+
+
+def _expire(turn: asyncio.Future[Any]) -> None:
+    if not turn.done():
+        turn.set_exception(_writer_busy())
 
 
 def _writer_busy() -> Problem:
