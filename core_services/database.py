@@ -29,6 +29,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -318,7 +319,7 @@ class _LoopWaiters:
     """One event loop's database work waiting for the writer slot, in arrival order."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self.loop = weakref.ref(loop)  # weakly: the loop is their key in a WeakKeyDictionary
         self.queue: deque[tuple[asyncio.Future[Any], Callable[[], Any]]] = deque()
         self.asked = False  # the keeper thread is taking the slot for them
 
@@ -422,9 +423,12 @@ class _WriterQueue:
             except BaseException:
                 self._thread_lock.release()
                 raise
+            loop = waiters.loop()
             try:
-                waiters.loop.call_soon_threadsafe(self._granted, waiters)
-            except RuntimeError:  # that loop is closed
+                if loop is None:
+                    raise RuntimeError("the loop is gone")
+                loop.call_soon_threadsafe(self._granted, waiters)
+            except RuntimeError:  # that loop is closed or gone: nobody there waits any more
                 self.release()
 
     def _granted(self, waiters: _LoopWaiters) -> None:
