@@ -58,7 +58,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from core_services.db_deadline import READ_DEADLINE_SECONDS, SocketDeadlines
 from core_services.faults import FaultBoard
 from core_services.problems import Problem
-from core_services.telemetry import record_fault
+from core_services.telemetry import record_fault, record_lock_timeout
 from instrumentation.db import start_statement, trace_engine
 
 Migration = Callable[[Connection], None]
@@ -245,6 +245,8 @@ class Database:
         except PoolTimeout:
             raise Problem("database_unavailable", "no database connection free", headers={"Retry-After": "1"}) from None
         except DBAPIError as exc:
+            if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
+                record_lock_timeout()
             if exc.connection_invalidated or _is_unavailable(exc) or _sqlstate(exc) in _TRANSIENT_SQLSTATES:
                 raise Problem("database_unavailable", headers={"Retry-After": "1"}) from None
             raise

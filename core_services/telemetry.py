@@ -4,7 +4,9 @@ Outcome labels are the answer's problem `code` (a fixed set) or `settled`/`fille
 series stay few. Injected faults are telemetry too: `nova_fault_active{service,fault}` says
 which are on, and `nova.fault` on a request's span which ones touched it, so a game day's
 graphs and traces tell injected trouble from real trouble. So does `nova_problems_total{code}`:
-every problem answered, by code, so a 503 `database_unavailable` is told from an injected 503.
+every problem answered, by code, so a 503 `database_unavailable` is told from an injected 503;
+and `nova_database_lock_timeouts_total` which of those 503s waited on a row lock someone held
+(contention: the database is up, only slow for these rows).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ PROBLEMS = counter(
     "nova_problems",
     "Requests answered with a problem, by its stable code: tells a database outage's 503 from an injected one",
     ("code",),
+)
+LOCK_TIMEOUTS = counter(
+    "nova_database_lock_timeouts",
+    "Statements that gave up waiting for a row lock (lock_timeout): a session holding rows, not an outage",
 )
 FAULTS_ACTIVE = gauge(
     "nova_fault_active",
@@ -57,6 +63,10 @@ def _record(service: str, outcome: str, replayed: bool, ids: dict[str, Any]) -> 
 
 def record_problem(code: str) -> None:
     PROBLEMS.labels(code).inc()
+
+
+def record_lock_timeout() -> None:
+    LOCK_TIMEOUTS.inc()
 
 
 def record_fault(name: str) -> None:

@@ -31,6 +31,7 @@ from core_services.payments.domain import Account
 from core_services.payments.schema import accounts
 from core_services.settings import ServiceSettings
 from tests.core_services.payments.conftest import Customer, PaymentsApi, assert_problem, running_service
+from tests.instrumentation.conftest import value
 
 THREADS = 32
 WORKERS = 4
@@ -284,6 +285,24 @@ def test_a_payment_that_cannot_get_its_locks_in_time_is_503_with_retry_after_and
     assert response.headers["Retry-After"] == "1"
     assert service.stored_state() == before
     assert_balanced(service.verify())
+
+
+@pytest.mark.postgres
+def test_a_payment_that_gave_up_waiting_for_a_row_lock_is_counted_as_lock_contention(
+    make_settings: Callable[..., ServiceSettings], admin_headers: dict[str, str], postgres_database: str
+) -> None:
+    """Its 503 reads `database_unavailable` like an outage's; the counter is how a runbook tells them apart."""
+    with running_service(make_settings(NOVA_PAYMENTS_DB=postgres_database), admin_headers) as service:
+        alice, payer, _, payee = open_pair(service, 5_000)
+        before = value(service.client.get("/metrics").text, "nova_database_lock_timeouts_total")
+
+        with locked_by_another_session(postgres_database, payer):
+            response = service.pay(alice, payer, payee, 1_000)
+
+        after = value(service.client.get("/metrics").text, "nova_database_lock_timeouts_total")
+
+    assert_problem(response, 503, "database_unavailable")
+    assert after - before == 1
 
 
 @pytest.mark.postgres
