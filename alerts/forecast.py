@@ -139,6 +139,7 @@ class RuleChoices:
 
 
 _ETA_GRID = (3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0)
+_BURN_GRID = (28.8, 21.6, 14.4, 10.8, 7.2, 5.0)  # times the budget
 _DRIFT_GRID = (3.0, 2.5, 2.0, 1.75, 1.5, 1.35, 1.25)
 _HALF_FULL = {"cpu": Guard("cpu_5m", ">", 0.5), "db_pool": Guard("db_pool_5m", ">", 0.5)}
 # Each request holds 15% more of the gauge than half an hour before.
@@ -204,6 +205,31 @@ RULES: tuple[RuleChoices, ...] = (
     _eta_rule("err_slow_pair", "err_eta_6h_pair", "5xx burn reaches 6x over 6h", _BURNING["err_eta_6h_pair"]),
     _eta_rule("slow_fast_pair", "slow_eta_1h_pair", "slow burn reaches 14.4x over 1h", _BURNING["slow_eta_1h_pair"]),
     _eta_rule("slow_slow_pair", "slow_eta_6h_pair", "slow burn reaches 6x over 6h", _BURNING["slow_eta_6h_pair"]),
+    # the burn's trajectory: where the 1h window will be in 30 minutes if the last 5 minutes go on
+    RuleChoices(
+        Rule(
+            "err_trajectory",
+            "err_burn_1h_in_30m",
+            ">",
+            _BURN_GRID[0],
+            2,
+            "5xx burn heads for 14.4x over 1h",
+            "err_eta_1h_pair",
+        ),
+        _BURN_GRID,
+    ),
+    RuleChoices(
+        Rule(
+            "slow_trajectory",
+            "slow_burn_1h_in_30m",
+            ">",
+            _BURN_GRID[0],
+            2,
+            "slow burn heads for 14.4x over 1h",
+            "slow_eta_1h_pair",
+        ),
+        _BURN_GRID,
+    ),
 )
 
 
