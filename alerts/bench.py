@@ -4,12 +4,13 @@
 
 Each SLO is an independent stream of 15 s rows (generated scenarios). One step is what the
 watcher does every 15 s: push every SLO's newest row into the online features (`OnlineFeatures`,
-all streams at once) and run the calibrated model on the resulting rows. Real time needs
+all streams at once) and run the model's pager (forecast rules and/or the calibrated classifier)
+on the resulting rows. Real time needs
 `slos / 15` SLO-steps a second; the margin is what was achieved over that.
 
 The baseline, measured in the same run, is the naive way to get the same numbers: every step,
 recompute each SLO's features in batch over its trailing history (6 hours, what the longest
-window reads besides the day-ago traffic) and predict on the last row.
+window reads) and run the pager over them.
 Medians of three runs are printed, with the machine they ran on.
 """
 
@@ -30,11 +31,12 @@ from threadpoolctl import threadpool_limits
 
 from alerts.features import HOUR, FeatureExtractor, OnlineFeatures, raw_rows
 from alerts.generator import generate_scenario
-from alerts.model import PredictiveModel, gated, train
+from alerts.model import PredictiveModel, train
 from slo.scenario import STEP_SECONDS, Scenario
 
 RUNS = 3
 NAIVE_STEPS = 5
+RUN_ROWS = 64  # rows a page decision reads back: the longest forecast rule run (60), with margin
 console = Console()
 
 
@@ -49,7 +51,7 @@ def _streams(count: int, hours: float) -> list[Scenario]:
 def _model(path: Path | None) -> PredictiveModel:
     if path is not None:
         return PredictiveModel.load(path)
-    console.print("no --model: training one on 16 small scenarios (200 boosting rounds, as `nova alerts train`)")
+    console.print("no --model: training one on 16 small scenarios (the forecast pager, as `nova alerts train`)")
     kinds = ("pool_exhaustion", "capacity_surge")
     scenarios = [
         generate_scenario(
@@ -66,10 +68,11 @@ def _model(path: Path | None) -> PredictiveModel:
 def online_run(model: PredictiveModel, rows: np.ndarray, clock: np.ndarray, slos: list[Scenario]) -> float:
     """Seconds for every step of every stream: online features plus one prediction per SLO."""
     online = OnlineFeatures([s.slo for s in slos], streams=len(slos))
+    pager = model.live(len(slos))
     started = time.perf_counter()
     for step in range(rows.shape[1]):
         features = online.push(rows[:, step], float(clock[step]))
-        gated(model.classifier.predict_proba(features)[:, 1], features)
+        pager.push(features)
     return time.perf_counter() - started
 
 
@@ -82,7 +85,7 @@ def naive_run(model: PredictiveModel, rows: np.ndarray, clock: np.ndarray, slos:
         begin = max(0, step + 1 - 6 * HOUR)
         for i, slo in enumerate(slos):
             features = extractor.transform_rows(rows[i, begin : step + 1], clock[begin : step + 1], slo.slo)
-            gated(model.classifier.predict_proba(features[-1:])[:, 1], features[-1:])
+            model.paging_rows(features[-RUN_ROWS:])  # the rows the longest rule run reads
     return time.perf_counter() - started
 
 

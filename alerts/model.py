@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.features import FEATURE_NAMES, FeatureExtractor, physical_support
+from alerts.forecast import Firing, ForecastPager, LiveRules, Rule, fit_pager, page_times
 from alerts.scoring import PageScore, burn_rate_pages, merge_pages, score_pages
 from slo.scenario import STEP_SECONDS, Scenario, breach_condition, write_scenario
 
@@ -60,6 +61,9 @@ _NEGATIVE_STRIDE = 3
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
 RUNS = (1, 2, 3, 4, 6, 8)
 LEAD_GOAL_MINUTES = 12.0  # the must-show asks 10 minutes ahead of the burn-rate page; 2 spare
+# Which pager pages: the physical forecast (`alerts.forecast`), the classifier, or both (either fires).
+PAGERS = ("forecast", "classifier", "both")
+DEFAULT_PAGER = "forecast"
 
 # Every type a model file may name; a file naming anything else is refused before it is loaded
 # (checked over the whole schema, not only what skops distrusts by default).
@@ -127,31 +131,64 @@ class PagePolicy:
 
 @dataclass
 class PredictiveModel:
-    classifier: CalibratedClassifierCV
+    """The classifier and/or the forecast pager of a model file; `pager` says which page."""
+
+    classifier: CalibratedClassifierCV | None
     metadata: dict[str, Any]
+    forecast: ForecastPager | None = None
+
+    @property
+    def pager(self) -> str:
+        return str(self.metadata.get("pager", "classifier"))
 
     @property
     def policy(self) -> PagePolicy:
-        return PagePolicy(float(self.metadata["threshold"]), int(self.metadata["consecutive"]))
+        """The classifier's page policy (a forecast-only model has none: it never crosses a probability)."""
+        return PagePolicy(float(self.metadata.get("threshold", 1.0)), int(self.metadata.get("consecutive", 1)))
 
     @property
     def horizon_minutes(self) -> float:
         return float(self.metadata["horizon_minutes"])
 
+    def describe(self) -> str:
+        """The page policy in a few words (the watch prints it)."""
+        parts = []
+        if self.forecast is not None:
+            parts.append(f"forecast pager, {len(self.forecast.rules)} rules")
+        if self.classifier is not None:
+            parts.append(f"classifier p >= {self.policy.threshold:.2f} for {self.policy.consecutive} rows")
+        return " or ".join(parts)
+
     def probabilities(self, scenario: Scenario) -> Floats:
         return self.predict_features(FeatureExtractor().transform(scenario))
 
     def predict_features(self, features: npt.NDArray[np.float32]) -> Floats:
+        """The classifier's gated probability per row (0 everywhere for a forecast-only model)."""
+        if self.classifier is None:
+            return np.zeros(features.shape[0], dtype=np.float64)
         return _predict(self.classifier, features)
+
+    def paging_rows(self, features: npt.NDArray[np.float32]) -> Bools:
+        """Per row: does the pager page here (the forecast, the classifier's policy, or either)?"""
+        paging = np.zeros(features.shape[0], dtype=bool)
+        if self.forecast is not None:
+            paging |= self.forecast.fired(features)
+        if self.classifier is not None:
+            paging[self.policy.page_rows(self.predict_features(features))] = True
+        return paging
 
     def pages(self, scenario: Scenario) -> list[float]:
         """The predictive pages alone (what `nova alerts watch` sends)."""
-        return self.policy.pages(scenario, self.probabilities(scenario))
+        return page_times(scenario.timestamps, self.paging_rows(FeatureExtractor().transform(scenario)))
+
+    def live(self, streams: int) -> LivePager:
+        return LivePager(self, streams)
 
     def save(self, path: Path) -> None:
         from skops import io as skops_io
 
         path.parent.mkdir(parents=True, exist_ok=True)
+        # a forecast-only model has no classifier: its rules are in the metadata
         skops_io.dump({"model": self.classifier, "metadata": json.dumps(self.metadata, sort_keys=True)}, path)
         metadata_path(path).write_text(json.dumps(self.metadata, indent=2, sort_keys=True) + "\n")
 
@@ -175,17 +212,31 @@ class PredictiveModel:
             content = skops_io.load(path, trusted=sorted(untrusted))
         except Exception as exc:  # a damaged file can fail anywhere inside skops
             raise ModelError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from None
-        if not isinstance(content, dict) or not isinstance(content.get("model"), CalibratedClassifierCV):
+        if not isinstance(content, dict) or "metadata" not in content:
             raise ModelError(f"{path}: not a predictive-alerting model")
         try:
             metadata = json.loads(content["metadata"])
         except (TypeError, json.JSONDecodeError):
             raise ModelError(f"{path}: the model's metadata is damaged") from None
+        if not isinstance(metadata, dict):
+            raise ModelError(f"{path}: the model's metadata is damaged")
+        pager = metadata.get("pager", "classifier")
+        if pager not in PAGERS:
+            raise ModelError(f"{path}: unknown pager {pager!r} (known: {', '.join(PAGERS)})")
+        classifier = content.get("model")
+        if pager != "forecast" and not isinstance(classifier, CalibratedClassifierCV):
+            raise ModelError(f"{path}: not a predictive-alerting model")
+        forecast = None
+        if pager != "classifier":
+            try:
+                forecast = ForecastPager.from_json(metadata.get("forecast"))
+            except ValueError as exc:
+                raise ModelError(f"{path}: {exc}") from None
         if metadata.get("format") != MODEL_FORMAT:
             raise ModelError(f"{path}: model format {metadata.get('format')!r}, this version reads {MODEL_FORMAT}")
         if tuple(metadata.get("features", ())) != FEATURE_NAMES:
             raise ModelError(f"{path}: trained on other features than this version computes; train it again")
-        return cls(content["model"], metadata)
+        return cls(classifier if pager != "forecast" else None, metadata, forecast)
 
 
 def named_types(path: Path) -> set[str]:
@@ -232,9 +283,11 @@ class TrainingSummary:
     scenarios: dict[str, list[str]]  # part -> scenario names
     rows: int
     positives: int
-    policy: PagePolicy
+    policy: PagePolicy | None  # the classifier's (None for the forecast pager alone)
     validation: PageScore
     feature_count: int = len(FEATURE_NAMES)
+    pager: str = DEFAULT_PAGER
+    rules: tuple[Rule, ...] = ()  # the forecast pager's fitted rules
 
 
 @dataclass
@@ -267,7 +320,12 @@ def train(
     seed: int = 0,
     iterations: int = 200,
     progress: Progress | None = None,
+    pager: str = DEFAULT_PAGER,
 ) -> tuple[PredictiveModel, TrainingSummary]:
+    """Fit the pager on these scenarios: the forecast's rule thresholds (on all of them), the
+    classifier and its page policy (fit / calibrate / validate, in time order), or both."""
+    if pager not in PAGERS:
+        raise ModelError(f"unknown pager {pager!r} (known: {', '.join(PAGERS)})")
     horizon_rows = round(horizon_minutes * 60 / STEP_SECONDS)
     if horizon_rows < 1:
         raise ModelError("the horizon must be at least one 15 s step")
@@ -279,7 +337,104 @@ def train(
         prepared.append(_Prepared(scenario, extractor.transform(scenario), y, usable))
         if progress:
             progress("features", i + 1, len(scenarios))
+    classifier: CalibratedClassifierCV | None = None
+    forecast: ForecastPager | None = None
+    metadata: dict[str, Any] = {
+        "pager": pager,
+        "horizon_minutes": horizon_minutes,
+        "page_gap_seconds": PAGE_GAP_SECONDS,
+    }
+    validation: dict[str, Any] = {}
+    scores: list[PageScore] = []
+    if pager != "classifier":
+        forecast, forecast_score = _fit_forecast(prepared, progress)
+        metadata["forecast"] = forecast.to_json()
+        validation["forecast"] = _figures("forecast alone, on its training scenarios", forecast_score)
+        scores.append(forecast_score)
+    policy = None
+    if pager != "forecast":
+        classifier, policy, policy_score = _train_classifier(
+            prepared, (fit_ix, cal_ix, val_ix), seed=seed, iterations=iterations, progress=progress
+        )
+        metadata |= {"threshold": policy.threshold, "consecutive": policy.consecutive}
+        validation["classifier"] = _figures("classifier alone, on the policy scenarios", policy_score)
+        scores.append(policy_score)
 
+    digest = training_hash or data_hash(scenarios)
+    created = datetime.now(UTC)
+    model = PredictiveModel(classifier, metadata, forecast)
+    if pager == "both":  # the pager as deployed, on the scenarios the classifier's policy was chosen on
+        policy_part = [prepared[i] for i in (*cal_ix, *val_ix)]
+        both_score = _score_model(model, policy_part)
+        validation["both"] = _figures("forecast or classifier, on the policy scenarios", both_score)
+        scores.append(both_score)
+    metadata |= {
+        "format": MODEL_FORMAT,
+        # format . creation time . training data: which model, trained on what, at a glance
+        "model_version": f"{MODEL_FORMAT}.{created:%Y%m%d%H%M%S}.{digest[:8]}",
+        "kind": "fast-burn page within the horizon",
+        "features": list(FEATURE_NAMES),
+        "training_data_sha256": digest,
+        "training_scenarios": [s.name for s in scenarios],
+        "split": {
+            "fit": [scenarios[i].name for i in fit_ix],
+            "calibrate": [scenarios[i].name for i in cal_ix],
+            "validate": [scenarios[i].name for i in val_ix],
+            "policy": [scenarios[i].name for i in (*cal_ix, *val_ix)],
+        },
+        "sklearn_version": _sklearn_version(),
+        "created": created.isoformat(timespec="seconds"),
+        "validation": validation,
+    }
+    summary = TrainingSummary(
+        scenarios=metadata["split"],
+        rows=int(sum(p.features.shape[0] for p in prepared)),
+        positives=int(sum(p.labels.sum() for p in prepared)),
+        policy=policy,
+        validation=scores[-1],
+        pager=pager,
+        rules=forecast.rules if forecast is not None else (),
+    )
+    return model, summary
+
+
+def _figures(pager: str, score: PageScore) -> dict[str, Any]:
+    return {
+        "pager": pager,
+        "precision": score.precision,
+        "recall": score.recall,
+        "median_lead_minutes": score.median_lead_minutes,
+        "median_lead_over_burn_rate_minutes": score.median_lead_vs_baseline_minutes,
+        "false_pages_per_week": score.false_pages_per_week,
+    }
+
+
+def _score_model(model: PredictiveModel, part: Sequence[_Prepared]) -> PageScore:
+    scenarios = [p.scenario for p in part]
+    pages = {}
+    for p in part:
+        pages[p.scenario.name] = page_times(p.scenario.timestamps, model.paging_rows(p.features))
+    return score_pages(scenarios, pages, baseline={s.name: burn_rate_pages(s) for s in scenarios})
+
+
+def _fit_forecast(prepared: Sequence[_Prepared], progress: Progress | None) -> tuple[ForecastPager, PageScore]:
+    """The forecast pager's thresholds, fitted on every training scenario (`alerts.forecast.fit_pager`)."""
+    scenarios = [p.scenario for p in prepared]
+    baseline = {s.name: burn_rate_pages(s) for s in scenarios}
+    fitted = fit_pager(scenarios, [p.features for p in prepared], baseline, progress=progress)
+    return fitted.pager, fitted.score
+
+
+def _train_classifier(
+    prepared: Sequence[_Prepared],
+    split: tuple[list[int], list[int], list[int]],
+    *,
+    seed: int,
+    iterations: int,
+    progress: Progress | None,
+) -> tuple[CalibratedClassifierCV, PagePolicy, PageScore]:
+    """Fit the booster, calibrate it and choose its page policy, each on its own scenarios."""
+    fit_ix, cal_ix, val_ix = split
     X, y = _stack([prepared[i] for i in fit_ix], thin=True)
     if y.sum() == 0:
         raise ModelError("the page condition never holds in the fitting scenarios: nothing to learn from")
@@ -308,7 +463,6 @@ def train(
         calibrated.fit(Xc, yc)
     if progress:
         progress("calibrate", 1, 1)
-
     # The policy is judged on every scenario the booster never saw (calibration and validation):
     # false pages are rare events, and a week or two of scenarios alone says little about them.
     validation = [prepared[i] for i in (*cal_ix, *val_ix)]
@@ -316,47 +470,40 @@ def train(
     policy, score = choose_policy([p.scenario for p in validation], probabilities)
     if progress:
         progress("policy", 1, 1)
-    policy_names = [prepared[i].scenario.name for i in (*cal_ix, *val_ix)]
+    return calibrated, policy, score
 
-    digest = training_hash or data_hash(scenarios)
-    created = datetime.now(UTC)
-    metadata: dict[str, Any] = {
-        "format": MODEL_FORMAT,
-        # format . creation time . training data: which model, trained on what, at a glance
-        "model_version": f"{MODEL_FORMAT}.{created:%Y%m%d%H%M%S}.{digest[:8]}",
-        "kind": "fast-burn page within the horizon",
-        "features": list(FEATURE_NAMES),
-        "horizon_minutes": horizon_minutes,
-        "threshold": policy.threshold,
-        "consecutive": policy.consecutive,
-        "page_gap_seconds": PAGE_GAP_SECONDS,
-        "training_data_sha256": digest,
-        "training_scenarios": [s.name for s in scenarios],
-        "split": {
-            "fit": [scenarios[i].name for i in fit_ix],
-            "calibrate": [scenarios[i].name for i in cal_ix],
-            "validate": [scenarios[i].name for i in val_ix],
-            "policy": policy_names,
-        },
-        "sklearn_version": _sklearn_version(),
-        "created": created.isoformat(timespec="seconds"),
-        "validation": {
-            "pager": "predictive alone",
-            "precision": score.precision,
-            "recall": score.recall,
-            "median_lead_minutes": score.median_lead_minutes,
-            "median_lead_over_burn_rate_minutes": score.median_lead_vs_baseline_minutes,
-            "false_pages_per_week": score.false_pages_per_week,
-        },
-    }
-    summary = TrainingSummary(
-        scenarios=metadata["split"],
-        rows=int(sum(p.features.shape[0] for p in prepared)),
-        positives=int(sum(p.labels.sum() for p in prepared)),
-        policy=policy,
-        validation=score,
-    )
-    return PredictiveModel(calibrated, metadata), summary
+
+@dataclass(frozen=True)
+class LiveDecision:
+    """One stream's step: is it paging, the classifier's probability, and the rule that fired."""
+
+    paging: bool
+    probability: float
+    firing: Firing | None
+
+
+class LivePager:
+    """A model's pager one step at a time for `streams` streams (`nova alerts watch`, the benchmark)."""
+
+    def __init__(self, model: PredictiveModel, streams: int) -> None:
+        self.model = model
+        self._runs = np.zeros(streams, dtype=np.int64)
+        self._rules = LiveRules(model.forecast, streams) if model.forecast is not None else None
+
+    def push(self, features: npt.NDArray[np.float32]) -> list[LiveDecision]:
+        streams = features.shape[0]
+        firings: list[Firing | None] = self._rules.push(features) if self._rules is not None else [None] * streams
+        probabilities = np.zeros(streams)
+        classifier_paging = np.zeros(streams, dtype=bool)
+        if self.model.classifier is not None:
+            policy = self.model.policy
+            probabilities = gated(self.model.classifier.predict_proba(features)[:, 1], features)
+            self._runs = np.where(probabilities >= policy.threshold, self._runs + 1, 0)
+            classifier_paging = self._runs >= policy.consecutive
+        return [
+            LiveDecision(bool(classifier_paging[i]) or firings[i] is not None, float(probabilities[i]), firings[i])
+            for i in range(streams)
+        ]
 
 
 def _stack(parts: Sequence[_Prepared], *, thin: bool) -> tuple[npt.NDArray[np.float32], Ints]:

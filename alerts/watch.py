@@ -6,9 +6,10 @@ This module owns turning a stream of 15 s rows per service into predictive alert
   `/metrics`), a Prometheus server (the same counters, read with instant queries each step
   and differenced exactly as the scraper does), or a recorded scenario folder replayed as fast
   as it can be read or at a chosen pace (drills, tests).
-* `PredictiveWatch` keeps one `OnlineFeatures` stream per service and the model's page policy:
-  an alert starts when the calibrated probability has been >= threshold for `consecutive`
-  rows and stays while it holds; it is resolved when the probability falls back.
+* `PredictiveWatch` keeps one `OnlineFeatures` stream per service and the model's pager
+  (`alerts.model.LivePager`): an alert starts when a forecast rule has held for its run (or the
+  classifier's probability has been >= threshold for `consecutive` rows) and stays while it
+  holds; it is resolved when nothing pages any more.
 * Sinks: Alertmanager's API v2 (`POST /api/v2/alerts`, re-sent every step while firing with
   `endsAt` a few steps ahead, so Alertmanager resolves it by itself if the watcher dies) or a
   webhook receiving Alertmanager's webhook payload (version 4), as the pager expects.
@@ -19,9 +20,11 @@ This module owns turning a stream of 15 s rows per service into predictive alert
 Alerts carry labels `alertname`, `severity="page"`, `slo`, `service`, `kind="predictive"`,
 `sloth_id` (`<service>-<slo>`, as the burn-rate alerts of the same SLO) and
 annotations `summary`, `runbook_url` (`<runbook base>/<service>-<slo>-predictive.md`),
-`predicted_breach_in` ("~12m") and `signal`, why it fired: the physical signal nearest its
-limit (`top_signal`: a burn-rate pair's projected minutes to its page factor, or the database
-pool or CPU projected to reach 1.0), e.g. "db_pool full in ~14m".
+`predicted_breach_in` ("~12m"), `rule` (the forecast rule that fired, `alerts.forecast`, or
+"classifier") and `signal`, why it fired: the fired rule's signal and projected minutes
+("db_pool full in ~14m (rule db_pool_saturation)"), or for a classifier page the physical
+signal nearest its limit (`top_signal`: a burn-rate pair's projected minutes to its page
+factor, or the database pool or CPU projected to reach 1.0), e.g. "db_pool full in ~14m".
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from alerts.features import ETA_CAP_MINUTES, FEATURE_NAMES, PROJECTIONS, OnlineFeatures
-from alerts.model import PredictiveModel, gated
+from alerts.model import LivePager, PredictiveModel
 from slo.errors import SourceError
 from slo.scenario import STEP_SECONDS, Scenario, ScenarioSLO
 from slo.scraper import (
@@ -73,7 +76,8 @@ class PredictiveAlert:
     starts_at: float  # unix seconds
     at: float  # the row that produced this notice
     runbook_base: str = "runbooks"
-    signal: str = ""  # why it fired (`top_signal`), shown on the pager
+    signal: str = ""  # why it fired (the forecast rule's signal, or `top_signal`), shown on the pager
+    rule: str = ""  # the forecast rule that fired ("classifier" when the classifier paged alone)
 
     @property
     def name(self) -> str:
@@ -94,14 +98,16 @@ class PredictiveAlert:
 
     @property
     def annotations(self) -> dict[str, str]:
+        why = f"p={self.probability:.2f}" if self.rule in ("", "classifier") else f"rule {self.rule}"
         return {
             "summary": (
                 f"{self.service} {self.slo}: the fast-burn page is likely within "
-                f"{self.breach_in_minutes:.0f} minutes (p={self.probability:.2f})"
+                f"{self.breach_in_minutes:.0f} minutes ({why})"
             ),
             "runbook_url": f"{self.runbook_base.rstrip('/')}/{self.service}-{self.slo}-predictive.md",
             "predicted_breach_in": f"~{self.breach_in_minutes:.0f}m",
             "signal": self.signal,
+            "rule": self.rule or "classifier",
         }
 
     def ends_at(self) -> float:
@@ -152,7 +158,6 @@ def top_signal(features: np.ndarray[Any, Any]) -> str:
 
 @dataclass
 class _Stream:
-    run: int = 0
     firing: PredictiveAlert | None = None
 
 
@@ -168,7 +173,7 @@ class PredictiveWatch:
     def __post_init__(self) -> None:
         self._features = OnlineFeatures(self.slo, len(self.services))
         self._streams = {service: _Stream() for service in self.services}
-        self._policy = self.model.policy
+        self._pager = LivePager(self.model, len(self.services))
 
     def observe(self, rows: Mapping[str, Row], at: float) -> list[PredictiveAlert]:
         """One step: every service's row (a missing one counts as an empty step)."""
@@ -178,22 +183,35 @@ class PredictiveWatch:
             if row is not None:
                 raw[i] = (row.requests, row.errors, row.slow, row.p99_ms, row.cpu, row.db_pool)
         features = self._features.push(raw, at)
-        probabilities = gated(self.model.classifier.predict_proba(features)[:, 1], features)  # run_watch limits threads
+        decisions = self._pager.push(features)  # run_watch limits threads
         notices: list[PredictiveAlert] = []
         for i, service in enumerate(self.services):
-            stream, p = self._streams[service], float(probabilities[i])
-            stream.run = stream.run + 1 if p >= self._policy.threshold else 0
-            if stream.run >= self._policy.consecutive:
+            stream, decision = self._streams[service], decisions[i]
+            if decision.paging:
                 slo, minutes = breach_in_minutes(features[i], self.model.horizon_minutes)
+                why, rule = top_signal(features[i]), "classifier"
+                if decision.firing is not None:  # the forecast rule's own projection and reason
+                    why, rule = decision.firing.describe(), decision.firing.rule
+                    minutes = max(1.0, min(decision.firing.minutes, self.model.horizon_minutes))
                 starts = stream.firing.starts_at if stream.firing else at
-                why = top_signal(features[i])
-                stream.firing = PredictiveAlert(service, slo, "firing", p, minutes, starts, at, self.runbook_base, why)
+                p = decision.probability
+                stream.firing = PredictiveAlert(
+                    service, slo, "firing", p, minutes, starts, at, self.runbook_base, why, rule
+                )
                 notices.append(stream.firing)
-            elif stream.firing is not None and stream.run == 0:
+            elif stream.firing is not None:
                 last = stream.firing
                 notices.append(
                     PredictiveAlert(
-                        service, last.slo, "resolved", p, last.breach_in_minutes, last.starts_at, at, signal=last.signal
+                        service,
+                        last.slo,
+                        "resolved",
+                        decision.probability,
+                        last.breach_in_minutes,
+                        last.starts_at,
+                        at,
+                        signal=last.signal,
+                        rule=last.rule,
                     )
                 )
                 stream.firing = None

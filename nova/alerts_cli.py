@@ -118,13 +118,23 @@ def train_command(
         float | None, typer.Option(min=1.0, help="Minutes ahead the page is predicted  [default: 30]")
     ] = None,
     simulator: Simulator = "generator",
+    pager: Annotated[
+        str,
+        typer.Option(
+            "--pager",
+            help="What pages: forecast (physical projections, rule thresholds fitted on the training set),"
+            " classifier (the calibrated booster) or both (either fires)",
+        ),
+    ] = "forecast",
 ) -> None:
-    """Train the predictor of the fast-burn page on scenarios (fit, calibrate, choose the page policy)."""
-    from alerts.model import DEFAULT_HORIZON_MINUTES, ModelError, data_hash, train
+    """Train the predictor of the fast-burn page on scenarios (forecast rules and/or classifier and its policy)."""
+    from alerts.model import DEFAULT_HORIZON_MINUTES, PAGERS, ModelError, data_hash, train
 
     horizon = horizon or DEFAULT_HORIZON_MINUTES
     if simulator not in SIMULATORS:
         raise fail(f"--simulator: unknown simulator {simulator!r} (known: {', '.join(SIMULATORS)})")
+    if pager not in PAGERS:
+        raise fail(f"--pager: unknown pager {pager!r} (known: {', '.join(PAGERS)})")
     if scenarios is not None:
         folders = _scenario_folders(scenarios)
         data = _read(folders, "train")
@@ -136,7 +146,7 @@ def train_command(
         source = f"generated ({simulator}, seed {seed}, {count} x {hours:g} h)"
     try:
         with _progress("train") as update:
-            trained, summary = train(data, horizon_minutes=horizon, training_hash=digest, progress=update)
+            trained, summary = train(data, horizon_minutes=horizon, training_hash=digest, progress=update, pager=pager)
         trained.metadata["training_source"] = source
         if scenarios is None:
             trained.metadata["training_seed"] = seed
@@ -158,7 +168,19 @@ def train_command(
     )
     table.add_row("rows / rows the page holds within the horizon", f"{summary.rows} / {summary.positives}")
     table.add_row("features / horizon", f"{summary.feature_count} / {horizon:g} min")
-    table.add_row("page policy", f"p >= {summary.policy.threshold:.2f} for {summary.policy.consecutive} rows")
+    policy = {"forecast": f"forecast: {len(summary.rules)} rules", "classifier": "classifier", "both": "either fires"}
+    table.add_row("page policy", policy[summary.pager])
+    for rule in summary.rules:
+        table.add_row(
+            f"forecast rule {rule.name}",
+            f"{rule.feature} {rule.comparison} {rule.threshold:g} for {rule.consecutive} rows",
+        )
+    if summary.policy is not None:
+        table.add_row(
+            "classifier page policy", f"p >= {summary.policy.threshold:.2f} for {summary.policy.consecutive} rows"
+        )
+    judged = {"forecast": "forecast, training set", "classifier": "policy scenarios", "both": "policy scenarios"}
+    table.add_row(f"validation ({judged[summary.pager]})", "predictive alone")
     table.add_row("validation precision / recall (predictive alone)", f"{v.precision:.3f} / {v.recall:.3f}")
     table.add_row("validation median lead over burn-rate page", _minutes(v.median_lead_vs_baseline_minutes))
     table.add_row("validation false pages / week", f"{v.false_pages_per_week:.2f}")
@@ -386,8 +408,8 @@ def watch(
         sink = NowStampedSink(sink)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     console.print(
-        f"watching {', '.join(source.services)} with {model} (p >= {predictor.policy.threshold:.2f} for "
-        f"{predictor.policy.consecutive} rows, horizon {predictor.horizon_minutes:g} min) -> {target}"
+        f"watching {', '.join(source.services)} with {model} ({predictor.describe()}, "
+        f"horizon {predictor.horizon_minutes:g} min) -> {target}"
     )
     watcher = PredictiveWatch(predictor, source.services, slo, runbook_base)
     try:

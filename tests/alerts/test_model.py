@@ -49,7 +49,8 @@ def small_training_set(count: int = 10, seed: int = 200) -> list[Scenario]:
 
 
 def train_small_model(path: Path) -> PredictiveModel:
-    model, _ = train(small_training_set(), training_hash="test", iterations=30)
+    """The classifier pager (these tests are about it; `test_forecast` covers the forecast pager)."""
+    model, _ = train(small_training_set(), training_hash="test", iterations=30, pager="classifier")
     model.save(path)
     return model
 
