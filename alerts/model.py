@@ -63,7 +63,7 @@ RUNS = (1, 2, 3, 4, 6, 8)
 LEAD_GOAL_MINUTES = 12.0  # the must-show asks 10 minutes ahead of the burn-rate page; 2 spare
 # Which pager pages: the physical forecast (`alerts.forecast`), the classifier, or both (either fires).
 PAGERS = ("forecast", "classifier", "both")
-DEFAULT_PAGER = "forecast"
+DEFAULT_PAGER = "classifier"
 
 # Every type a model file may name; a file naming anything else is refused before it is loaded
 # (checked over the whole schema, not only what skops distrusts by default).

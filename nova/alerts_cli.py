@@ -122,10 +122,10 @@ def train_command(
         str,
         typer.Option(
             "--pager",
-            help="What pages: forecast (physical projections, rule thresholds fitted on the training set),"
-            " classifier (the calibrated booster) or both (either fires)",
+            help="What pages: classifier (the calibrated booster), forecast (physical projections, rule"
+            " thresholds fitted on the training set) or both (either fires)",
         ),
-    ] = "forecast",
+    ] = "classifier",
 ) -> None:
     """Train the predictor of the fast-burn page on scenarios (forecast rules and/or classifier and its policy)."""
     from alerts.model import DEFAULT_HORIZON_MINUTES, PAGERS, ModelError, data_hash, train

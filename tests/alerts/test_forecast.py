@@ -98,7 +98,9 @@ def test_evaluate_runs_with_the_forecast_pager(tmp_path: Path) -> None:
     write_set(training, small_training_set(10))
     model = tmp_path / "m.skops"
     runner = CliRunner()
-    trained = runner.invoke(alerts_app, ["train", "--scenarios", str(training), "--model", str(model)])
+    trained = runner.invoke(
+        alerts_app, ["train", "--scenarios", str(training), "--model", str(model), "--pager", "forecast"]
+    )
     assert trained.exit_code == 0, trained.output
     assert "forecast rule" in trained.output
     args = ["evaluate", "--scenarios", str(tmp_path / "eval"), "--generate-seed", "9100", "--count", "3"]
