@@ -14,6 +14,7 @@ its live gauges go while what it counted still counts.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors.multiprocess import Process
 
 from core_services.connections import GuardedConfig, default_max_connections
 from core_services.faults import forget_faults
@@ -81,18 +83,15 @@ class Supervisor(Multiprocess):
 
     def keep_subprocess_alive(self) -> None:
         before = list(self.processes)
-        dead = {process.pid: process.exitcode for process in before if process.exitcode is not None}
+        hung: set[int | None] = set()
+        for process in before:
+            process.kill = functools.partial(_kill_noting_hung, process, hung)  # type: ignore[method-assign]
         super().keep_subprocess_alive()  # replaces dead workers, and kills and replaces hung ones
         if self.should_exit.is_set():
             return
         for process in before:
             if process not in self.processes:
-                if process.pid in dead:
-                    how = _ended_by(dead[process.pid])
-                elif process.exitcode == -signal.SIGKILL:
-                    how = "did not answer its health check; killed"
-                else:
-                    how = _ended_by(process.exitcode)
+                how = "did not answer its health check; killed" if process.pid in hung else _ended_by(process.exitcode)
                 log.warning("%s worker %s %s; replaced", self.service, process.pid, how)
         self._forget_departed_workers()
 
@@ -105,6 +104,14 @@ class Supervisor(Multiprocess):
         for pid in self._workers - current:
             forget_worker(pid, self.metrics_dir)
         self._workers = current
+
+
+def _kill_noting_hung(process: Process, hung: set[int | None]) -> None:
+    """uvicorn kills a worker whose health check failed; it was hung only if it was still running
+    then. One that died by itself meanwhile (a SIGKILL takes a moment on a loaded machine) was not."""
+    if process.process.exitcode is None:
+        hung.add(process.pid)
+    Process.kill(process)
 
 
 def main(argv: list[str] | None = None) -> int:
