@@ -28,6 +28,7 @@ from tests.chaos.test_postmortem import clock, timeline_rows
 from tests.conftest import new_postgres_database
 
 GAMEDAY_TIMEOUT_SECONDS = 400
+CI_RATE = 100.0
 
 
 @dataclass
@@ -117,7 +118,11 @@ def run_gameday(out: Path, *args: str) -> Run:
 
 @pytest.fixture(scope="module")
 def sqlite_gameday(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    return run_gameday(tmp_path_factory.mktemp("gameday") / "sqlite", "--quick")
+    # An open-model rate every 2-core CI machine holds: on one whose CPython runs 3x slower than the
+    # machine the suite was built on, 250 requests/s is past capacity, and after the outage the
+    # clients' retries kept it failing for 17 s. These tests are about the phases, the evidence and
+    # the pages; the peak itself is `make gameday`'s (its default, 250, is tested in test_gameday_load).
+    return run_gameday(tmp_path_factory.mktemp("gameday") / "sqlite", "--quick", "--rate", str(CI_RATE))
 
 
 @pytest.fixture(scope="module")
@@ -154,14 +159,14 @@ def test_the_flaky_network_goes_through_the_fault_proxy_and_loses_nothing(sqlite
     assert sqlite_gameday.check("payments-flaky-network", "no acknowledged payment lost or duplicated")["passed"]
 
 
-def test_every_phase_offers_the_peak_rate_and_reports_what_it_achieved(sqlite_gameday: Run) -> None:
-    """The quick game day offers 250 requests/s (open model) in every phase and says what was sent."""
+def test_every_phase_offers_the_rate_asked_and_reports_what_it_achieved(sqlite_gameday: Run) -> None:
+    """The quick game day offers `--rate` requests/s (open model) in every phase and says what was sent."""
     report = sqlite_gameday.report
-    assert report["load_plan"]["rate"] == 250.0
+    assert report["load_plan"]["rate"] == CI_RATE
     for phase in report["phases"]:
         load = phase["load"]
         assert load is not None, phase["name"]
-        assert load["offered_rps"] >= 225.0, phase["name"]
+        assert load["offered_rps"] >= 0.9 * CI_RATE, phase["name"]
         assert load["achieved_rps"] >= 0.9 * load["offered_rps"], (phase["name"], load)
         assert load["p99_corrected_ms"] >= load["p99_ms"], phase["name"]
         if phase["fault"] is not None:
