@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -42,7 +42,7 @@ from chaos import actions, live_metrics, probes
 from chaos.drill import Drill, attach, experiment_cause, read_pagerduty, read_pages, read_runs
 from chaos.errors import ChaosError
 from chaos.gameday_evidence import Evidence, embedded_alerts, phase_results
-from chaos.gameday_load import plan_load
+from chaos.gameday_load import overload_note, plan_load
 from chaos.gameday_model import BASELINE, GameDayResult, LoadPlan, PhaseResult, SeriesPoint, Window
 from chaos.gameday_plan import (
     EXPERIMENTS_DIR,
@@ -479,6 +479,11 @@ class GameDay:
         self.result.phases = phase_results(evidence, names)
         for phase in self.result.phases:
             phase.fault_kind = self.options.fault_kind(phase.name)
+        baseline = next((phase for phase in self.result.phases if phase.name == BASELINE), None)
+        note = overload_note(self._plan, baseline)
+        if note:
+            note = "; ".join(filter(None, (self._plan.note, note)))
+            self._plan = self.result.load_plan = replace(self._plan, note=note)
         self._collect_drill()
         write_scenario(self.options.out / "scenario", game_day_scenario(self._platform_rows, self.result.phases))
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from chaos.gameday_model import LoadPlan
+from chaos.gameday_model import LoadPlan, PhaseResult
 from chaos.gameday_plan import SPIKE_FACTOR, GameDayError, GameDayOptions
 from loadtests.capacity_plan import CapacityPlanError, read_capacity
 
@@ -25,6 +25,7 @@ CALIBRATION_STEP_SECONDS = 10
 CALIBRATION_START_RATE = 100.0
 CALIBRATION_MAX_RATE = 3000.0
 CALIBRATION_TIMEOUT_SECONDS = 600.0
+SUGGESTED_CAPACITY_SHARE = 0.8
 
 
 def plan_load(options: GameDayOptions, urls: Mapping[str, str], calibration_out: Path) -> LoadPlan:
@@ -82,3 +83,19 @@ def calibrate(options: GameDayOptions, urls: Mapping[str, str], out: Path) -> Pa
     if not path.is_file():
         raise GameDayError(f"the capacity calibration wrote no capacity.json (exit {done.returncode}; see {log.name})")
     return path
+
+
+def overload_note(plan: LoadPlan, baseline: PhaseResult | None) -> str:
+    """What to say when the baseline, with no fault, did not hold its checks at the rate asked.
+
+    Every later verdict then measures an overloaded machine rather than the fault, so the report
+    says so and names the run that would size the load to this machine instead of lowering it
+    quietly. Empty when the baseline held, or the load was already sized from a capacity.
+    """
+    if baseline is None or baseline.passed or plan.rate <= 0 or plan.capacity_rps is not None:
+        return ""
+    return (
+        f"the baseline did not hold its checks at {plan.rate:g} requests/s with no fault, so this machine "
+        f"may be below that rate; --capacity-share {SUGGESTED_CAPACITY_SHARE:g} offers a share of its "
+        "measured capacity instead"
+    )

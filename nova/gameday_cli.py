@@ -143,6 +143,8 @@ def gameday(
     files = write_report(result, options.out)
     console.print(_summary(result))
     console.print(f"report: {files.html}  ({files.markdown.name}, {files.json.name}, journals/, scenario/)")
+    if result.load_plan is not None and result.load_plan.note:
+        console.print(f"[yellow]load: {result.load_plan.note}[/yellow]")
     if result.interrupted:
         raise fail("interrupted; everything the game day started is stopped", 130)
     if result.error:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from chaos.gameday_evidence import time_to_recover
-from chaos.gameday_load import plan_load
-from chaos.gameday_model import Window
+from chaos.gameday_load import overload_note, plan_load
+from chaos.gameday_model import Check, LoadPlan, PhaseResult, Window
 from chaos.gameday_plan import GameDayError, GameDayOptions, check_options
 from loadtests.samples import RequestSample
 
@@ -27,6 +27,25 @@ def capacity_json(folder: Path, capacity: float) -> Path:
 def test_the_default_plan_offers_the_case_studys_peak(tmp_path: Path) -> None:
     plan = plan_load(GameDayOptions(out=tmp_path / "gd"), URLS, tmp_path / "calibration")
     assert (plan.rate, plan.asked, plan.capacity_rps, plan.spike_rps) == (250.0, 250.0, None, None)
+
+
+def _baseline(*, held: bool) -> PhaseResult:
+    check = Check(name="no burn-rate page during the baseline", passed=held, detail="")
+    return PhaseResult("baseline", "Baseline", Window(0.0, 20.0), None, "passed", "", checks=[check])
+
+
+def test_a_baseline_that_failed_at_the_rate_asked_says_the_machine_may_be_below_it() -> None:
+    note = overload_note(LoadPlan(rate=250.0, asked=250.0), _baseline(held=False))
+    assert "250 requests/s" in note and "--capacity-share" in note
+
+
+def test_a_baseline_that_held_needs_no_note() -> None:
+    assert overload_note(LoadPlan(rate=250.0, asked=250.0), _baseline(held=True)) == ""
+
+
+def test_a_load_already_sized_from_the_capacity_needs_no_note() -> None:
+    plan = LoadPlan(rate=200.0, asked=250.0, capacity_rps=250.0, capacity_share=0.8, capacity_source="calibration")
+    assert overload_note(plan, _baseline(held=False)) == ""
 
 
 def test_a_capacity_share_offers_that_share_of_the_measured_capacity(tmp_path: Path) -> None:
