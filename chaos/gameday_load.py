@@ -34,8 +34,11 @@ def plan_load(options: GameDayOptions, urls: Mapping[str, str], calibration_out:
     source: str | None = None
     if options.capacity_share is not None:
         path = options.capacity_file or calibrate(options, urls, calibration_out)
+        # The calibration measured this game day's own platform: its workers are known here even
+        # though the search, pointed at explicit URLs, could not record them.
+        workers = options.workers if options.capacity_file is None else None
         try:
-            capacity = read_capacity(path, CALIBRATION_MIX).capacity_rps
+            capacity = read_capacity(path, CALIBRATION_MIX, workers).capacity_rps
         except CapacityPlanError as exc:
             raise GameDayError(f"cannot size the game day's load: {exc}") from None
         source = "calibration" if options.capacity_file is None else str(path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos import gameday_load
 from chaos.gameday_evidence import time_to_recover
 from chaos.gameday_load import overload_note, plan_load
 from chaos.gameday_model import Check, LoadPlan, PhaseResult, Window
@@ -53,6 +54,19 @@ def test_a_capacity_share_offers_that_share_of_the_measured_capacity(tmp_path: P
     plan = plan_load(options, URLS, tmp_path / "calibration")
     assert plan.rate == 320.0 and plan.capacity_rps == 400.0
     assert plan.capacity_source == str(tmp_path / "capacity.json")
+
+
+def test_a_calibration_of_the_game_days_own_platform_sizes_the_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calibrated = tmp_path / "calibration" / "capacity.json"
+    calibrated.parent.mkdir()
+    # As `nova load --find-capacity` writes it when given the URLs: no record of the workers.
+    calibrated.write_text(json.dumps({"run": {}, "mixes": {"trading": {"capacity_rps": 300.0}}}))
+    monkeypatch.setattr(gameday_load, "calibrate", lambda options, urls, out: calibrated)
+    options = GameDayOptions(out=tmp_path / "gd", quick=True, capacity_share=0.8)
+    plan = plan_load(options, URLS, tmp_path / "calibration")
+    assert (plan.rate, plan.capacity_rps, plan.capacity_source) == (240.0, 300.0, "calibration")
 
 
 def test_the_full_game_days_spike_is_capped_at_the_measured_capacity(tmp_path: Path) -> None:
