@@ -289,8 +289,16 @@ class LocustStep:
         if self.on_step is not None:
             self.on_step(self.count, rate)
         users, user_rate = users_for_rate(rate, self.base.user_rate)
+        # Offered on the open model's timetable: closed-model users started together keep sending
+        # together, and their synchronized bursts (every user at once, once a second at a user rate
+        # of 1) failed the gate at a third of the rate the services hold when the same load is spread.
         run = replace(
-            self.base, shape="steady", peak_users=users, user_rate=user_rate, duration_seconds=self.step_seconds
+            self.base,
+            shape="steady",
+            peak_users=users,
+            user_rate=user_rate,
+            duration_seconds=self.step_seconds,
+            rate=rate,
         )
         spec = LocustRun(run, self.results / f"step-{self.count:02d}-{rate:.0f}rps", self.admin_token)
         code = run_headless(spec, self.tick)

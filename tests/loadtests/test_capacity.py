@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtests import capacity
 from loadtests.capacity import (
     LIMIT_GATE,
     LIMIT_MAX_RATE,
@@ -14,12 +15,14 @@ from loadtests.capacity import (
     CapacityReport,
     CapacityResult,
     CapacitySearchRun,
+    LocustStep,
     StepResult,
     find_capacity,
     step_result,
     users_for_rate,
 )
-from loadtests.gate import Thresholds, evaluate_gate
+from loadtests.gate import GateError, Thresholds, evaluate_gate
+from loadtests.locust_process import LocustRun
 from loadtests.results import RunParameters, RunSummary
 from loadtests.samples import RequestSample
 
@@ -155,3 +158,23 @@ def test_capacity_json_reads_back_as_the_report_written(tmp_path: Path) -> None:
 def test_a_capacity_json_without_mixes_is_refused() -> None:
     with pytest.raises(ValueError, match="no mixes"):
         CapacityReport.from_json({"run": {}})
+
+
+def test_each_step_offers_its_rate_on_the_open_models_timetable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Closed-model users started together send in bursts; a step spreads its rate instead."""
+    offered: list[RunParameters] = []
+
+    def run_headless(spec: LocustRun, tick: object) -> int:
+        offered.append(spec.run)
+        return 0
+
+    def collect(*_args: object) -> None:
+        raise GateError("nothing answered")
+
+    monkeypatch.setattr(capacity, "run_headless", run_headless)
+    monkeypatch.setattr(capacity, "collect", collect)
+    base = RunParameters("steady", 10, 10, 1.0, "trading", 1, "http://a", "http://b")
+    LocustStep(base, tmp_path, "token", Thresholds(200.0, 0.9999), 10.0, 3.0)(120.0)
+    assert [(run.shape, run.rate, run.duration_seconds) for run in offered] == [("steady", 120.0, 10.0)]
