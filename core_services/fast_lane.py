@@ -46,6 +46,16 @@ def add_fast_lane(
     raise LookupError(f"no route {method} {path}")
 
 
+def bearer_in(headers: dict[bytes, str]) -> str | None:
+    """The token of the lane's `Authorization: Bearer <token>`, read as FastAPI's HTTPBearer reads it.
+
+    None where HTTPBearer would find none: the lane then hands the request to FastAPI, which answers 401.
+    """
+    scheme, _, token = headers[b"authorization"].partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def _in_front_of(general: ASGIApp, wanted: frozenset[bytes], lane: Lane) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         messages, body = await _read_body(receive)

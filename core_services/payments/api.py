@@ -14,7 +14,7 @@ from starlette.types import Scope
 from core_services.auth import Principal, TokenAuthority
 from core_services.currencies import ISO_4217
 from core_services.database import Database
-from core_services.fast_lane import add_fast_lane
+from core_services.fast_lane import add_fast_lane, bearer_in
 from core_services.fault_api import add_fault_routes
 from core_services.faults import FaultBoard
 from core_services.http import (
@@ -323,7 +323,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
 
     async def pay_lane(_scope: Scope, headers: dict[bytes, str], document: Any) -> Response | None:
         """POST /v1/payments without FastAPI's dependency solving: the same checks, in the same functions."""
-        token = _bearer(headers[b"authorization"])
+        token = bearer_in(headers)
         if token is None:
             return None
         try:
@@ -336,7 +336,7 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
 
     async def account_lane(scope: Scope, headers: dict[bytes, str], _document: Any) -> Response | None:
         """GET /v1/accounts/{account_id}, the read behind every portfolio view, without FastAPI's layers."""
-        token = _bearer(headers[b"authorization"])
+        token = bearer_in(headers)
         if token is None:
             return None
         principal = await _principal(service, limiter, token)
@@ -349,13 +349,6 @@ def create_app(settings: ServiceSettings | None = None, *, migrate: bool = True)
     if faults is not None:
         add_fault_routes(app, faults, settings.admin_token)
     return app
-
-
-def _bearer(authorization: str) -> str | None:
-    """The token of `Bearer <token>`, read as FastAPI's HTTPBearer reads it; None where it would find none."""
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
 
 
 def _answer(kind: str, response: StoredResponse, replayed: bool) -> JSONResponse:

@@ -12,10 +12,14 @@ import httpx
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+from starlette.types import Scope
 
 from core_services.auth import Principal, TokenAuthority
 from core_services.database import Database
+from core_services.fast_lane import add_fast_lane, bearer_in
 from core_services.fault_api import add_fault_routes
 from core_services.faults import FaultBoard
 from core_services.http import (
@@ -50,6 +54,7 @@ from instrumentation.metrics import observe_database_pool
 log = logging.getLogger("nova.portfolio")
 
 AccountId = Annotated[str, Field(min_length=1, max_length=32)]
+ACCOUNT_PATH_MAX = 64
 # Quotes never call payments: they get threads of their own, never stuck behind orders (which do).
 QUOTES_LANE = ThreadLane("quotes", 4)
 
@@ -114,11 +119,14 @@ class Caller(NamedTuple):
 async def _caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Caller:
+    return await _admitted(request.app, bearer_token(credentials))
+
+
+async def _admitted(app: FastAPI, token: str | None) -> Caller:
     """No database, no network: checked on the event loop, so no caller waits for a thread to be told 401."""
-    token = bearer_token(credentials)
-    principal: Principal = request.app.state.service.authenticate(token)
-    await request.app.state.revocations.check(principal)
-    request.app.state.limiter.admit(principal.rate_bucket)
+    principal: Principal = app.state.service.authenticate(token)
+    await app.state.revocations.check(principal)
+    app.state.limiter.admit(principal.rate_bucket)
     return Caller(principal, token or "")
 
 
@@ -170,6 +178,7 @@ def create_app(
     app.state.revocations = RevocationList(payments.revocations)
     app.router.lifespan_context = _lifespan(service, reconcile_every_seconds, owns_http)
     _add_routes(app, service)
+    _add_fast_lanes(app, service)
     add_health_routes(app, service.db.ping)
     if faults is not None:  # after the lifespan is set: the fault API wraps it
         add_fault_routes(app, faults, settings.admin_token)
@@ -230,8 +239,39 @@ def _add_routes(app: FastAPI, service: PortfolioService) -> None:
             *ALWAYS_ERRORS, "forbidden", "account_not_found", "validation_error", "payments_unavailable"
         ),
     )
-    def get_portfolio(account_id: Annotated[str, Path(min_length=1, max_length=64)], caller: Authenticated) -> Any:
+    def get_portfolio(
+        account_id: Annotated[str, Path(min_length=1, max_length=ACCOUNT_PATH_MAX)], caller: Authenticated
+    ) -> Any:
         return service.portfolio(caller.principal, caller.token, account_id)
+
+
+def _add_fast_lanes(app: FastAPI, service: PortfolioService) -> None:
+    """The trading load's two routes without FastAPI's dependency solving and response model:
+    the same checks, in the same functions, in the same thread pool as the routes."""
+
+    async def order_lane(_scope: Scope, headers: dict[bytes, str], document: Any) -> Response | None:
+        token = bearer_in(headers)
+        if token is None:
+            return None
+        try:
+            body = NewOrder.model_validate(document)
+        except ValidationError:
+            return None
+        caller = await _admitted(app, token)
+        key = check_idempotency_key(headers[b"idempotency-key"])
+        placed = await run_in_threadpool(service.place_order, caller.principal, caller.token, key, body.model_dump())
+        return _answer(body.side, *placed)
+
+    async def portfolio_lane(scope: Scope, headers: dict[bytes, str], _document: Any) -> Response | None:
+        token = bearer_in(headers)
+        account_id = scope["path_params"]["account_id"]
+        if token is None or len(account_id) > ACCOUNT_PATH_MAX:
+            return None
+        caller = await _admitted(app, token)
+        return JSONResponse(await run_in_threadpool(service.portfolio, caller.principal, caller.token, account_id))
+
+    add_fast_lane(app, "POST", "/v1/orders", (b"authorization", b"idempotency-key"), order_lane)
+    add_fast_lane(app, "GET", "/v1/portfolios/{account_id}", (b"authorization",), portfolio_lane, json_body=False)
 
 
 def _lifespan(
