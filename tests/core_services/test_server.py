@@ -1,4 +1,4 @@
-"""The service supervisor, as a real process: a lost worker is named in the log at the default level."""
+"""The service supervisor: a lost worker is named in the log at the default level, and noticed at once."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from multiprocessing import Pipe
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
+from uvicorn.supervisors.multiprocess import Process
 
+from core_services.server import healthcheck_unless_dead
 from tests.conftest import ADMIN_TOKEN
 from tests.nova.conftest import free_port, worker_pids
 
@@ -44,3 +49,31 @@ def test_a_killed_worker_is_logged_with_its_pid_and_signal(tmp_path: Path) -> No
     finally:
         server.terminate()
         server.wait(20)
+
+
+def _worker(alive: bool) -> tuple[Process, Any]:
+    """A worker as the supervisor sees it (its end of the health-check pipe, its process) and the worker's end."""
+    supervisor_end, worker_end = Pipe()
+    process = SimpleNamespace(parent_conn=supervisor_end, process=SimpleNamespace(is_alive=lambda: alive))
+    return cast(Process, process), worker_end
+
+
+def test_a_health_check_answered_gives_the_workers_startup_flag() -> None:
+    process, worker_end = _worker(alive=True)
+    worker_end.send(True)
+    assert healthcheck_unless_dead(process, timeout=5) is True
+    assert worker_end.recv() == b"ping"
+
+
+def test_a_health_check_of_a_worker_that_died_ends_at_once_not_at_the_timeout() -> None:
+    process, _worker_end = _worker(alive=False)
+    started = time.monotonic()
+    assert healthcheck_unless_dead(process, timeout=5) is None
+    assert time.monotonic() - started < 1
+
+
+def test_a_live_worker_that_does_not_answer_fails_its_health_check_at_the_timeout() -> None:
+    process, _worker_end = _worker(alive=True)
+    started = time.monotonic()
+    assert healthcheck_unless_dead(process, timeout=0.3) is None
+    assert time.monotonic() - started >= 0.3
