@@ -213,13 +213,13 @@ class PortfolioService:
     def portfolio(self, principal: Principal, token: str, account_id: str) -> dict[str, Any]:
         customer_id = require_customer(principal)
         _check_account_id(account_id)
+        # One transaction: an account not known here yet has placed no order, so holds nothing.
         with self.db.read() as conn:
             known = store.known_account(conn, account_id)
+            held = store.account_positions(conn, account_id) if known is not None else []
         if known is not None and known.customer_id != customer_id:
             raise Problem("account_not_found")
         account, cash_minor = self._confirm_owner(customer_id, token, account_id, remember=known is None)
-        with self.db.read() as conn:
-            held = store.account_positions(conn, account_id)
         step = self.market.step_at(self._clock())
         prices = {
             position.symbol: self.market.price_at(position.symbol, step) for position in held if position.quantity > 0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
+
+import pytest
 
 from tests.core_services.portfolio.conftest import ADMIN, STARTING_CASH_MINOR, Market
 
@@ -158,3 +161,23 @@ def test_the_house_account_is_opened_once_and_funded(market: Market) -> None:
     deposits = [entry for entry in market.entries(house.account_id) if entry["amount_minor"] == 10**13]
     assert len(deposits) == 1
     assert market.payments.get("/v1/ledger/verify", headers=ADMIN).json()["balanced"] is True
+
+
+def test_a_portfolio_view_reads_the_portfolio_database_in_one_transaction(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trader = market.customer()
+    assert market.order(trader, "buy", 2).status_code == 201
+    database = market.service.db
+    reads = []
+    real_read = database.read
+
+    def counted_read(**kwargs: Any) -> Any:
+        reads.append(kwargs)
+        return real_read(**kwargs)
+
+    monkeypatch.setattr(database, "read", counted_read)
+    view = market.portfolio_of(trader)
+
+    assert len(reads) == 1
+    assert [position["quantity"] for position in view["positions"]] == [2]
