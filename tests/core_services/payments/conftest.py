@@ -168,3 +168,13 @@ def settings(make_settings: Callable[..., ServiceSettings]) -> ServiceSettings:
 def api(settings: ServiceSettings, admin_headers: dict[str, str]) -> Iterator[PaymentsApi]:
     with running_service(settings, admin_headers) as payments_api:
         yield payments_api
+
+
+class FakeClock:
+    """A clock that moves only when a test moves `now`."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -29,6 +29,7 @@ from core_services.payments.domain import (
 )
 from core_services.problems import TITLES, Problem
 from core_services.ratelimit import RateLimiter
+from tests.core_services.payments.conftest import FakeClock
 
 ADMIN_TOKEN = "unit-admin-token-" + "k" * 16
 
@@ -492,14 +493,6 @@ def test_an_idempotency_key_of_1_to_255_printable_ascii_characters_is_accepted(k
 
 
 # -- rate limits ---------------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -5,30 +5,22 @@ from __future__ import annotations
 import pytest
 
 from core_services.payments.service import PaymentsService
-from tests.core_services.payments.conftest import PaymentsApi
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.core_services.payments.conftest import FakeClock, PaymentsApi
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
-def _service(api: PaymentsApi, clock: Clock) -> PaymentsService:
+def _service(api: PaymentsApi, clock: FakeClock) -> PaymentsService:
     """The app's database and tokens, on the test's clock."""
     serving: PaymentsService = api.app.state.service
     return PaymentsService(serving.db, serving.tokens, monotonic=clock)
 
 
 def test_a_stale_revocation_list_sends_one_caller_to_the_database_and_lets_the_others_through(
-    api: PaymentsApi, clock: Clock
+    api: PaymentsApi, clock: FakeClock
 ) -> None:
     service = _service(api, clock)
     token = api.create_customer().token
@@ -42,7 +34,9 @@ def test_a_stale_revocation_list_sends_one_caller_to_the_database_and_lets_the_o
     assert all(principal is not None for principal in while_refreshing)
 
 
-def test_the_caller_sent_to_refresh_does_refresh_and_everyone_is_known_again(api: PaymentsApi, clock: Clock) -> None:
+def test_the_caller_sent_to_refresh_does_refresh_and_everyone_is_known_again(
+    api: PaymentsApi, clock: FakeClock
+) -> None:
     service = _service(api, clock)
     token = api.create_customer().token
     service.authenticate(token)
@@ -55,7 +49,7 @@ def test_the_caller_sent_to_refresh_does_refresh_and_everyone_is_known_again(api
     assert service.known_caller(token) is not None
 
 
-def test_a_refresh_that_never_finishes_sends_another_caller_after_the_grace(api: PaymentsApi, clock: Clock) -> None:
+def test_a_refresh_that_never_finishes_sends_another_caller_after_the_grace(api: PaymentsApi, clock: FakeClock) -> None:
     service = _service(api, clock)
     token = api.create_customer().token
     service.authenticate(token)
