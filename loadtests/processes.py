@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -154,17 +155,46 @@ def log_tail(path: Path, lines: int = 1) -> str:
 
 
 def free_ports(count: int = 1) -> list[int]:
-    """Loopback ports nothing listens on now, all distinct (the kernel picks them; the ports
-    `nova serve` uses by default are never handed out)."""
+    """Loopback ports nothing listens on now, all distinct and never handed out twice by this process.
+
+    They come from below the kernel's ephemeral range: a port the kernel picks for `bind(0)` is
+    from the range it also gives outgoing connections, so between the pick and the child's
+    `listen` a client connection (the load, a scrape) can take it. The ports `nova serve` uses by
+    default are never handed out.
+    """
+    low, high = _UNEPHEMERAL_PORTS
     ports: list[int] = []
-    while len(ports) < count:
-        sockets = [socket.socket() for _ in range(count - len(ports))]
+    for _ in range(_PICK_ATTEMPTS):
+        if len(ports) == count:
+            return ports
+        port = _RANDOM.randrange(low, high)
+        if port in RESERVED_PORTS or port in _HANDED_OUT or not _bindable(port):
+            continue
+        _HANDED_OUT.add(port)
+        ports.append(port)
+    raise ProcessError(f"no {count} free loopback ports between {low} and {high}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            for sock in sockets:
-                sock.bind(("127.0.0.1", 0))
-            picked = [int(sock.getsockname()[1]) for sock in sockets]
-        finally:
-            for sock in sockets:
-                sock.close()
-        ports += [port for port in picked if port not in RESERVED_PORTS and port not in ports]
-    return ports
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _unephemeral_ports() -> tuple[int, int]:
+    """[low, high): ports under the kernel's ephemeral range (Linux's default starts at 32768)."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    return 10000, max(ephemeral_low, 11000)
+
+
+_UNEPHEMERAL_PORTS = _unephemeral_ports()
+_PICK_ATTEMPTS = 1000
+_RANDOM = random.SystemRandom()
+_HANDED_OUT: set[int] = set()

@@ -30,6 +30,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from loadtests.processes import free_ports
+
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 
@@ -83,12 +85,6 @@ async def _serve_upstream(port: int) -> None:
         await server.serve_forever()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -105,7 +101,7 @@ def _wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def _processes() -> Iterator[tuple[int, int]]:
     """The upstream responder and the fault proxy in front of it: (direct port, proxied port)."""
-    upstream_port, api_port = _free_port(), _free_port()
+    upstream_port, api_port = free_ports(2)
     started: list[subprocess.Popen[bytes]] = []
     try:
         upstream = subprocess.Popen([sys.executable, "-m", "chaos.fault_proxy.bench", "--upstream", str(upstream_port)])

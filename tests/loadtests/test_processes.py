@@ -99,3 +99,8 @@ def test_free_ports_are_distinct_and_never_the_services_defaults() -> None:
     ports = free_ports(50)
     assert len(set(ports)) == 50
     assert not set(ports) & RESERVED_PORTS
+
+
+def test_free_ports_lie_below_the_range_the_kernel_gives_outgoing_connections() -> None:
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(port < ephemeral_low for port in free_ports(50))

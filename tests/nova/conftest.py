@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -11,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
+from loadtests.processes import free_ports
 from nova.serve import Platform, ServeOptions
 from tests.conftest import ADMIN_TOKEN
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port outside the kernel's ephemeral range, so no client connection takes it first."""
+    return free_ports()[0]
 
 
 def worker_pids(supervisor_pid: int) -> set[int]:
