@@ -512,7 +512,10 @@ class Sql:
             span.end(exc)
             lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
             if lost:
-                conn.invalidate(exc)
+                # As SQLAlchemy does on a disconnect: the pool's other connections date from
+                # the same server generation, so each is replaced at its next checkout rather
+                # than failing one more request each.
+                conn.engine.pool._invalidate(conn.connection, exc)
             raise DBAPIError.instance(
                 statement,
                 params,
