@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -150,8 +152,27 @@ async def _principal(service: PaymentsService, limiter: RateLimiter, token: str 
     principal = service.known_caller(token)
     if principal is None:
         principal = await service.db.offload(service.authenticate, token)
+    if service.revocations_refresh_due():
+        _in_background(service.db.offload(service.refresh_revocations))
     limiter.admit(principal.rate_bucket)
     return principal
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` beside the request. A failure is dropped: the next request past the grace reads
+    the database itself and answers for it."""
+    task = asyncio.get_running_loop().create_task(work)
+    _BACKGROUND.add(task)  # the loop keeps only a weak reference
+    task.add_done_callback(_finished)
+
+
+def _finished(task: asyncio.Task[None]) -> None:
+    _BACKGROUND.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 Caller = Annotated[Principal, Depends(_caller)]

@@ -19,43 +19,67 @@ def _service(api: PaymentsApi, clock: FakeClock) -> PaymentsService:
     return PaymentsService(serving.db, serving.tokens, monotonic=clock)
 
 
-def test_a_stale_revocation_list_sends_one_caller_to_the_database_and_lets_the_others_through(
+def test_a_stale_revocation_list_is_refreshed_once_in_the_background_while_callers_go_on(
     api: PaymentsApi, clock: FakeClock
 ) -> None:
     service = _service(api, clock)
     token = api.create_customer().token
     service.authenticate(token)
-    clock.now += 0.6  # the list is past its freshness
+    clock.now += 0.6  # the list is past its freshness, within the grace
 
-    first = service.known_caller(token)
-    while_refreshing = [service.known_caller(token) for _ in range(3)]
+    callers = [service.known_caller(token) for _ in range(3)]
+    refreshes = [service.revocations_refresh_due() for _ in range(3)]
 
-    assert first is None
-    assert all(principal is not None for principal in while_refreshing)
+    assert all(principal is not None for principal in callers)
+    assert refreshes == [True, False, False]
 
 
-def test_the_caller_sent_to_refresh_does_refresh_and_everyone_is_known_again(
-    api: PaymentsApi, clock: FakeClock
-) -> None:
+def test_a_fresh_revocation_list_needs_no_refresh(api: PaymentsApi, clock: FakeClock) -> None:
+    service = _service(api, clock)
+    service.authenticate(api.create_customer().token)
+    clock.now += 0.4
+
+    assert not service.revocations_refresh_due()
+
+
+def test_after_the_background_refresh_callers_are_known_past_the_grace(api: PaymentsApi, clock: FakeClock) -> None:
     service = _service(api, clock)
     token = api.create_customer().token
     service.authenticate(token)
     clock.now += 0.6
-    assert service.known_caller(token) is None
+    assert service.revocations_refresh_due()
 
-    service.authenticate(token)
-    clock.now += 0.3  # past the grace, within the refreshed list's freshness
+    service.refresh_revocations()
+    clock.now += 0.4  # past the old list's grace, within the refreshed list's freshness
 
     assert service.known_caller(token) is not None
+    assert not service.revocations_refresh_due()
 
 
-def test_a_refresh_that_never_finishes_sends_another_caller_after_the_grace(api: PaymentsApi, clock: FakeClock) -> None:
+def test_a_refresh_that_never_finishes_sends_callers_to_the_database_after_the_grace(
+    api: PaymentsApi, clock: FakeClock
+) -> None:
     service = _service(api, clock)
     token = api.create_customer().token
     service.authenticate(token)
     clock.now += 0.6
-    assert service.known_caller(token) is None  # this caller's refresh fails: it never calls authenticate
+    assert service.revocations_refresh_due()  # this refresh fails: refresh_revocations never runs
 
     clock.now += 0.3
 
     assert service.known_caller(token) is None
+    assert service.revocations_refresh_due()
+
+
+def test_a_revocation_stored_by_another_worker_is_honoured_after_the_refresh(
+    api: PaymentsApi, clock: FakeClock
+) -> None:
+    service = _service(api, clock)
+    customer = api.create_customer()
+    service.authenticate(customer.token)
+    api.client.delete(f"/v1/customers/{customer.id}/tokens", headers=api.admin_headers)  # the app: another worker
+    clock.now += 0.6
+
+    service.refresh_revocations()
+
+    assert service.known_caller(customer.token) is None
