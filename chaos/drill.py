@@ -11,6 +11,8 @@ Only a game day knows the true cause of an incident: each experiment declares it
 `right` when a diagnostic named it, `wrong` when they named only other causes, `silent` when
 they named none; `seconds_to_cause` runs from the page's delivery to the first diagnostic that
 named it. A runbook that never names the cause of its own experiment fails the phase's check.
+Accuracy counts pages that named the cause; precision, of all the causes named, the share that
+was injected (the others are leads on-call follows for nothing).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -368,10 +371,18 @@ class Accuracy:
     wrong: int
     silent: int
     median_seconds_to_cause: float | None
+    causes_named: int = 0  # over every graded page, the injected cause among them when right
+    # causes named that were not injected, most often named first, with how many pages named each
+    extra: tuple[tuple[str, int], ...] = ()
 
     @property
     def share(self) -> float:
         return self.right / self.graded if self.graded else 0.0
+
+    @property
+    def precision(self) -> float | None:
+        """Of the causes the runbooks named, the share that was injected: on-call chases the rest."""
+        return self.right / self.causes_named if self.causes_named else None
 
 
 def accuracy_by_alert(phases: Sequence[PhaseResult]) -> list[Accuracy]:
@@ -379,15 +390,16 @@ def accuracy_by_alert(phases: Sequence[PhaseResult]) -> list[Accuracy]:
     for phase in phases:
         for d in phase.diagnosis:
             rows.setdefault(f"{d.alert} ({d.severity})", []).append(d)
-    return [_accuracy(name, found) for name, found in sorted(rows.items())]
+    return [accuracy_of(name, found) for name, found in sorted(rows.items())]
 
 
 def accuracy_by_experiment(phases: Sequence[PhaseResult]) -> list[Accuracy]:
-    return [_accuracy(phase.name, phase.diagnosis) for phase in phases if phase.cause and phase.diagnosis]
+    return [accuracy_of(phase.name, phase.diagnosis) for phase in phases if phase.cause and phase.diagnosis]
 
 
-def _accuracy(name: str, found: Sequence[Diagnosis]) -> Accuracy:
+def accuracy_of(name: str, found: Sequence[Diagnosis]) -> Accuracy:
     times = [d.seconds_to_cause for d in found if d.seconds_to_cause is not None]
+    extra = Counter(named for d in found for named in d.named if named != d.cause)
     return Accuracy(
         name=name,
         cause=", ".join(dict.fromkeys(d.cause for d in found)),
@@ -396,4 +408,6 @@ def _accuracy(name: str, found: Sequence[Diagnosis]) -> Accuracy:
         wrong=sum(d.verdict == WRONG for d in found),
         silent=sum(d.verdict == SILENT for d in found),
         median_seconds_to_cause=median(times) if times else None,
+        causes_named=sum(len(d.named) for d in found),
+        extra=tuple(extra.most_common()),
     )

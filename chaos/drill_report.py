@@ -111,7 +111,10 @@ def accuracy_section(result: GameDayResult) -> Section | None:
     description = (
         Text("Each page ran its runbook ("),
         Text("nova runbooks run", "code"),
-        Text(") against the live platform; right means a diagnostic named the cause the experiment injected."),
+        Text(
+            ") against the live platform; right means a diagnostic named the cause the experiment injected,"
+            " precision is the share of all causes named that was the injected one."
+        ),
     )
     return Section(
         "Runbook accuracy",
@@ -128,19 +131,32 @@ def accuracy_section(result: GameDayResult) -> Section | None:
 def accuracy_table(rows: Sequence[Accuracy], what: str) -> Table:
     """Accuracy rows as a table (the report's, and what a closing note quotes)."""
     return Table(
-        [what, "Cause", "Graded", "Right", "Wrong", "Silent", "Accuracy", "Median seconds to cause"],
+        [
+            what,
+            "Cause",
+            "Graded",
+            "Right",
+            "Wrong",
+            "Silent",
+            "Accuracy",
+            "Precision",
+            "Also named (pages)",
+            "Median seconds to cause",
+        ],
         [
             [
                 a.name,
                 Text(a.cause, "code"),
                 *map(str, (a.graded, a.right, a.wrong, a.silent)),
                 f"{a.share:.0%}",
+                "—" if a.precision is None else f"{a.precision:.0%}",
+                ", ".join(f"{cause} ({pages})" for cause, pages in a.extra) or "—",
                 _median(a),
             ]
             for a in rows
         ],
         empty="Nothing was graded.",
-        numeric=frozenset({2, 3, 4, 5, 6, 7}),
+        numeric=frozenset({2, 3, 4, 5, 6, 7, 9}),
     )
 
 

@@ -19,7 +19,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chaos.drill import RIGHT, SILENT, WRONG, Drill, RunbookRun, StepFinding, attach, grade, read_pages, read_runs
+from chaos.drill import (
+    RIGHT,
+    SILENT,
+    WRONG,
+    Drill,
+    RunbookRun,
+    StepFinding,
+    accuracy_of,
+    attach,
+    grade,
+    read_pages,
+    read_runs,
+)
 from chaos.gameday_model import PhaseResult, Window
 from chaos.process_faults import freeze_worker, thaw_workers
 from nova.serve import Platform
@@ -167,3 +179,16 @@ def test_grading_tells_right_wrong_and_silent_apart_and_times_the_first_naming()
     assert (right.verdict, right.seconds_to_cause) == (RIGHT, 3.0)
     assert (wrong.verdict, wrong.named, wrong.seconds_to_cause) == (WRONG, ["database_unavailable"], None)
     assert (silent.verdict, silent.named) == (SILENT, [])
+
+
+def test_precision_is_the_share_of_named_causes_that_were_injected_and_lists_the_others() -> None:
+    pages = [
+        grade(ALERT, "page", "error_rate", [_run([["error_rate", "worker_restarts"]])]),
+        grade(ALERT, "page", "error_rate", [_run([["error_rate"]])]),
+        grade(ALERT, "page", "error_rate", [_run([["worker_restarts", "cpu_saturation"]])]),
+    ]
+
+    accuracy = accuracy_of("error-burn", pages)
+
+    assert (accuracy.right, accuracy.causes_named, accuracy.precision) == (2, 5, 0.4)
+    assert accuracy.extra == (("worker_restarts", 2), ("cpu_saturation", 1))

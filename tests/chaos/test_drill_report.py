@@ -35,7 +35,7 @@ def test_the_html_and_markdown_show_pages_the_drill_and_link_the_postmortem(tmp_
         assert text in html, text
     assert 'href="postmortems/payments-error-burn.md"' in html
     markdown = files.markdown.read_text()
-    assert "| PaymentsAvailabilityBurn (ticket) | `error_rate` | 1 | 0 | 0 | 1 | 0% | — |" in markdown
+    assert "| PaymentsAvailabilityBurn (ticket) | `error_rate` | 1 | 0 | 0 | 1 | 0% | — | — | — |" in markdown
     assert "[postmortems/payments-error-burn.md](postmortems/payments-error-burn.md)" in markdown
 
 
