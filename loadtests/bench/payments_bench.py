@@ -69,6 +69,7 @@ class BenchSettings:
     json_out: Path | None
     postgres_url: str
     compare_with: Path | None = None
+    checkout: Path = REPO_ROOT
 
     def how(self) -> str:
         return (
@@ -102,6 +103,14 @@ def parse_args(argv: list[str] | None) -> BenchSettings:
         metavar="DIR",
         help="another checkout of the suite (e.g. `git worktree add DIR <commit>`): its nova serve runs beside "
         "this one's, in the same rounds, and the table adds its CPU per payment and the paired ratio",
+    )
+    parser.add_argument(
+        "--checkout",
+        type=_checkout,
+        default=REPO_ROOT,
+        metavar="DIR",
+        help="the checkout whose nova serve is measured (default: this one); with --compare-with, "
+        "any two commits are compared with this benchmark",
     )
     args = parser.parse_args(argv)
     if args.connections < WRK_THREADS:
@@ -268,11 +277,12 @@ class Stages:
 
         `baseline`: the checkout to run instead of this one, for a comparison.
         """
-        name = DATABASE_NAMES[database] + (f" (baseline {baseline})" if baseline is not None else "")
+        checkout = "" if settings.checkout == REPO_ROOT else f" ({settings.checkout})"
+        name = DATABASE_NAMES[database] + (f" (baseline {baseline})" if baseline is not None else checkout)
         payments_db = running.enter_context(scratch_database(settings.postgres_url)) if database != "sqlite" else None
         data_dir = workdir / (f"nova-{database}" + ("-baseline" if baseline is not None else ""))
         task = self._start(f"{name}: starting nova serve, funding {PAYERS} payers", None)
-        root = baseline if baseline is not None else REPO_ROOT
+        root = baseline if baseline is not None else settings.checkout
         server, url, _ = running.enter_context(nova_serve(data_dir, settings.workers, payments_db, root=root))
         admin_token = read_admin_token(data_dir, environ={})  # nova_serve strips NOVA_*: the file
         payers = seed_payers(url, admin_token)
