@@ -111,7 +111,10 @@ class PaymentsService:
         """This worker's copy of the revocations, read again; fresh from when the read began."""
         started = self._monotonic()
         with self.db.read() as conn:
-            self._revoked_before = store.all_revocations(conn)
+            stored = store.all_revocations(conn)
+        # A revocation this worker made while the read ran stays: instants only ever move later.
+        mine = self._revoked_before
+        self._revoked_before = stored | {c: at for c, at in mine.items() if at > stored.get(c, 0)}
         self._revocations_until = started + _REVOCATIONS_FRESH_SECONDS
 
     def authenticate(self, token: str | None) -> Principal:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core_services.payments import ledger_store as store
 from core_services.payments.service import PaymentsService
 from tests.core_services.payments.conftest import FakeClock, PaymentsApi
 
@@ -79,6 +80,21 @@ def test_a_revocation_stored_by_another_worker_is_honoured_after_the_refresh(
     service.authenticate(customer.token)
     api.client.delete(f"/v1/customers/{customer.id}/tokens", headers=api.admin_headers)  # the app: another worker
     clock.now += 0.6
+
+    service.refresh_revocations()
+
+    assert service.known_caller(customer.token) is None
+
+
+def test_a_refresh_whose_read_missed_this_workers_revocation_does_not_undo_it(
+    api: PaymentsApi, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = _service(api, clock)
+    customer = api.create_customer()
+    service.authenticate(customer.token)
+    admin = service.tokens.authenticate(api.admin_headers["Authorization"].removeprefix("Bearer "))[0]
+    service.revoke_tokens(admin, customer.id)
+    monkeypatch.setattr(store, "all_revocations", lambda conn: {})  # the read began before the revocation
 
     service.refresh_revocations()
 
