@@ -52,9 +52,10 @@ from chaos.gameday_plan import (
     GameDayError,
     GameDayOptions,
     check_options,
+    experiment_checks,
 )
 from chaos.guardrail import POLL_SECONDS, BudgetGuard
-from chaos.monitoring import MonitoringStack, PagerRoute, find_binaries
+from chaos.monitoring import MonitoringError, MonitoringStack, PagerRoute, find_binaries
 from chaos.platform import find_platform
 from chaos.process_faults import thaw_workers
 from loadtests.ledger_verification import LedgerVerification
@@ -70,6 +71,9 @@ START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 20.0
 CHAOS_ROLLBACK_SECONDS = 60.0
 LOAD_GRACE_SECONDS = 120.0
+# The longest wait before an experiment for its expected page to stop firing from an earlier phase:
+# a burn-rate page resolves once its short window (5 min) no longer sees the earlier errors.
+SETTLE_LIMIT_SECONDS = 420.0
 
 
 @dataclass
@@ -118,6 +122,7 @@ class GameDay:
         self._platform_rows: list[Row] = []
         self._current: tuple[int, str, float] = (0, "starting", time.time())
         self._aborted: dict[str, tuple[float, str]] = {}  # phase -> (when, why) the guardrail stopped it
+        self._settled: dict[str, tuple[float, list[str]]] = {}  # phase -> (seconds waited, for which pages)
         self._plan = LoadPlan(rate=options.rate, asked=options.rate)
 
     # -- the day -------------------------------------------------------------------------------
@@ -146,6 +151,7 @@ class GameDay:
                             self._phase(index, name, partial(self._load_phase, name))
                         first = 2 + len(self.options.load_phases)
                         for index, name in enumerate(self.options.chosen, start=first):
+                            self._settle(index, name)
                             self._phase(index, name, partial(self._experiment, name))
                 finally:
                     # Interrupted or failed, the phases that ran are still evidence worth keeping.
@@ -157,6 +163,37 @@ class GameDay:
         finally:
             self.result.ended = time.time()
         return self.result
+
+    def _settle(self, index: int, name: str) -> None:
+        """Before an experiment that must page, wait until that page is no longer firing from an earlier phase.
+
+        Alertmanager does not deliver a page again while it fires, so a page left over from an
+        earlier phase's incident would hide whether this fault was detected (a PostgreSQL full
+        game day's lock contention kept the payments page firing through payments-error-burn).
+        The wait is bounded by SETTLE_LIMIT_SECONDS and reported with the phase.
+        """
+        slos = [rule.slo for rule in experiment_checks(name) if rule.check == "page" and rule.slo]
+        if not slos or self._stack is None:
+            return
+        started, phases = time.monotonic(), 1 + len(self.options.load_phases) + len(self.options.chosen)
+        waited_for: set[str] = set()
+        while firing := self._firing_pages(slos):
+            waited_for.update(firing)
+            elapsed = time.monotonic() - started
+            if elapsed > SETTLE_LIMIT_SECONDS:
+                break
+            label = f"{name}: waiting for {', '.join(firing)} to resolve"
+            self.progress(Progress(label, index, phases, elapsed, SETTLE_LIMIT_SECONDS, self._live()))
+            time.sleep(2.0)
+        if waited_for:
+            self._settled[name] = (time.monotonic() - started, sorted(waited_for))
+
+    def _firing_pages(self, slos: Sequence[str]) -> list[str]:
+        """Pages of these SLOs firing now; none when Prometheus cannot say (the phase then just runs)."""
+        try:
+            return self._stack.firing_pages(slos) if self._stack is not None else []
+        except MonitoringError:
+            return []
 
     def _phase(self, index: int, name: str, body: Callable[[], None]) -> None:
         start = time.time()
@@ -479,6 +516,7 @@ class GameDay:
         self.result.phases = phase_results(evidence, names)
         for phase in self.result.phases:
             phase.fault_kind = self.options.fault_kind(phase.name)
+            phase.settled_seconds, phase.settled_for = self._settled.get(phase.name, (0.0, []))
         baseline = next((phase for phase in self.result.phases if phase.name == BASELINE), None)
         note = overload_note(self._plan, baseline)
         if note:

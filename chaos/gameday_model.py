@@ -159,6 +159,9 @@ class PhaseResult:
     slis: list[SLIFigures] = field(default_factory=list)
     alerts: list[AlertFiring] = field(default_factory=list)  # alerts that began firing in this phase
     already_firing: list[str] = field(default_factory=list)  # alerts still firing from an earlier phase
+    # Waited before the phase for these pages, its own to detect, to stop firing from an earlier phase.
+    settled_seconds: float = 0.0
+    settled_for: list[str] = field(default_factory=list)
     recovery_seconds: float | None = None  # fault end -> last failed request after it (0: none failed)
     ledger: LedgerVerification | None = None  # GET /v1/ledger/verify after the phase
     checks: list[Check] = field(default_factory=list)

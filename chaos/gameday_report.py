@@ -515,10 +515,14 @@ def _alerts(result: GameDayResult, phase: PhaseResult) -> list[Block]:
         empty="No alert began firing in this phase.",
         numeric=frozenset({4}),
     )
-    if not phase.already_firing:
-        return [table]
-    already = (Text("Already firing", "strong"), Text(f" from an earlier phase: {', '.join(phase.already_firing)}"))
-    return [table, Paragraph(already)]
+    notes: list[Block] = [table]
+    if phase.settled_for:
+        waited = f" {phase.settled_seconds:.0f} s before this phase for {', '.join(phase.settled_for)} to resolve"
+        notes.append(Paragraph((Text("Waited", "strong"), Text(waited + " (a page still firing is not sent again)."))))
+    if phase.already_firing:
+        already = f" from an earlier phase: {', '.join(phase.already_firing)}"
+        notes.append(Paragraph((Text("Already firing", "strong"), Text(already))))
+    return notes
 
 
 def _load(load: LoadFigures | None) -> list[Block]:

@@ -346,6 +346,27 @@ class MonitoringStack:
             found += [(a, sloth_id) for a in firing_intervals(present, grid, labels["alertname"], severity)]
         return sorted(found, key=lambda row: (row[0].start, row[0].alert, row[0].severity, row[1]))
 
+    def firing_pages(self, sloth_ids: Sequence[str]) -> list[str]:
+        """The page-severity alerts of these SLOs (sloth ids) that Prometheus has firing now."""
+        if not self.prometheus_url:
+            raise MonitoringError("the monitoring stack is not running")
+        now = time.time()
+        api = PrometheusAPI(self.prometheus_url)
+        try:
+            series = api.query_range('ALERTS{alertstate="firing"}', now, now, 1)
+        except SourceError as exc:
+            raise MonitoringError(str(exc)) from None
+        finally:
+            api.close()
+        return sorted(
+            {
+                labels["alertname"]
+                for labels, _ in series
+                if labels.get("sloth_id") in sloth_ids
+                and labels.get("sloth_severity", labels.get("severity")) == "page"
+            }
+        )
+
     def notifications(self) -> list[Notification]:
         """What Alertmanager delivered to the webhook so far, in arrival order (empty without it)."""
         return [] if self._receiver is None else self._receiver.notifications()

@@ -303,3 +303,10 @@ def test_prometheus_exiting_at_start_up_is_a_one_line_error_with_its_log(tmp_pat
     with pytest.raises(MonitoringError, match="prometheus exited with code") as error:
         MonitoringStack(tmp_path, tmp_path / "rules.yml", {}, binaries=binaries).start()
     assert "\n" not in str(error.value)
+
+
+def test_firing_pages_names_the_page_alerts_of_the_given_slos_firing_now(running: Running) -> None:
+    pages = _eventually(lambda: running.stack.firing_pages(["payments-availability"]), "the payments page firing")
+
+    assert pages == ["PaymentsErrorsBurning"]
+    assert running.stack.firing_pages(["portfolio-availability"]) == []
