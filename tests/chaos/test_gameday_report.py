@@ -373,7 +373,6 @@ def test_markdown_states_phases_checks_and_alerts(report: GameDayReportFiles) ->
     assert "PaymentsAvailabilityBurn page +34 s" in text
 
 
-
 def test_a_wait_for_an_earlier_page_to_resolve_is_said_with_the_phase(result: GameDayResult, tmp_path: Path) -> None:
     result.phases[1].settled_seconds, result.phases[1].settled_for = 184.0, ["PaymentsAvailabilityBurn"]
 
@@ -381,6 +380,7 @@ def test_a_wait_for_an_earlier_page_to_resolve_is_said_with_the_phase(result: Ga
 
     expected = "184 s before this phase for PaymentsAvailabilityBurn to resolve"
     assert expected in files.html.read_text() and expected in files.markdown.read_text()
+
 
 # --- degenerate input -----------------------------------------------------------------------------
 
