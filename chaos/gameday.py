@@ -72,7 +72,9 @@ STOP_TIMEOUT_SECONDS = 20.0
 CHAOS_ROLLBACK_SECONDS = 60.0
 LOAD_GRACE_SECONDS = 120.0
 # The longest wait before an experiment for its expected page to stop firing from an earlier phase:
-# a burn-rate page resolves once its short window (5 min) no longer sees the earlier errors.
+# a burn-rate page resolves once its short windows no longer see the earlier errors, 5 minutes
+# after a small incident (the 1h/5m pair), up to 30 after a large one (the 6h/30m pair); the
+# plans order their experiments so that the large ones come last.
 SETTLE_LIMIT_SECONDS = 420.0
 
 
