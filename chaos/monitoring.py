@@ -323,17 +323,9 @@ class MonitoringStack:
         Read at the evaluation interval (at least 1 s), so a run is consecutive evaluations; a run
         still firing at the last step has no end.
         """
-        if not self.prometheus_url:
-            raise MonitoringError("the monitoring stack is not running")
         step = max(1, round(self.evaluation_interval_seconds))
         grid = start + np.arange(math.floor((end - start) / step + 1e-9) + 1, dtype=np.float64) * step
-        api = PrometheusAPI(self.prometheus_url)
-        try:
-            series = api.query_range('ALERTS{alertstate="firing"}', start, end, step)
-        except SourceError as exc:
-            raise MonitoringError(str(exc)) from None
-        finally:
-            api.close()
+        series = self._firing_alerts(start, end, step)
         found: list[tuple[AlertInterval, str]] = []
         for labels, points in series:
             present = np.zeros(grid.shape[0], dtype=bool)
@@ -348,16 +340,8 @@ class MonitoringStack:
 
     def firing_pages(self, sloth_ids: Sequence[str]) -> list[str]:
         """The page-severity alerts of these SLOs (sloth ids) that Prometheus has firing now."""
-        if not self.prometheus_url:
-            raise MonitoringError("the monitoring stack is not running")
         now = time.time()
-        api = PrometheusAPI(self.prometheus_url)
-        try:
-            series = api.query_range('ALERTS{alertstate="firing"}', now, now, 1)
-        except SourceError as exc:
-            raise MonitoringError(str(exc)) from None
-        finally:
-            api.close()
+        series = self._firing_alerts(now, now, 1)
         return sorted(
             {
                 labels["alertname"]
@@ -366,6 +350,20 @@ class MonitoringStack:
                 and labels.get("sloth_severity", labels.get("severity")) == "page"
             }
         )
+
+    def _firing_alerts(
+        self, start: float, end: float, step: int
+    ) -> list[tuple[dict[str, str], list[list[float | str]]]]:
+        """Prometheus's firing `ALERTS` series over `[start, end]`; MonitoringError when it cannot answer."""
+        if not self.prometheus_url:
+            raise MonitoringError("the monitoring stack is not running")
+        api = PrometheusAPI(self.prometheus_url)
+        try:
+            return api.query_range('ALERTS{alertstate="firing"}', start, end, step)
+        except SourceError as exc:
+            raise MonitoringError(str(exc)) from None
+        finally:
+            api.close()
 
     def notifications(self) -> list[Notification]:
         """What Alertmanager delivered to the webhook so far, in arrival order (empty without it)."""
