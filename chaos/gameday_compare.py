@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import fisher_exact, mannwhitneyu
 
 from chaos.errors import ChaosError
 from chaos.gameday_model import GameDayResult, PhaseResult
@@ -151,6 +150,8 @@ def compare_game_days(a: Path, b: Path) -> Comparison:
 
 
 def _compare_phase(folder_a: Path, a: PhaseResult, folder_b: Path, b: PhaseResult) -> PhaseComparison:
+    from scipy.stats import fisher_exact  # here, not at the top: `nova` imports this module for every command
+
     availability = None
     if a.load is not None and b.load is not None and a.load.requests and b.load.requests:
         table = [
@@ -178,6 +179,8 @@ def latency_difference(a: np.ndarray, b: np.ndarray) -> LatencyDifference | None
     """The one-sided Mann-Whitney U test that `b`'s latencies are larger than `a`'s; None without samples."""
     if a.size == 0 or b.size == 0:
         return None
+    from scipy.stats import mannwhitneyu
+
     result = mannwhitneyu(b, a, alternative="greater")
     u = float(result.statistic)
     return LatencyDifference(
