@@ -163,7 +163,7 @@ class Link:
                 busy = not queue.empty()
             for toxic in self.toxics(stream):
                 await toxic.before_close()
-            if target.can_write_eof():
+            if target.can_write_eof() and not target.is_closing():
                 with contextlib.suppress(OSError):
                     target.write_eof()
         except CloseLink:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 
 import uvicorn
+import uvloop
 
 from chaos.fault_proxy import DEFAULT_API_PORT
 from chaos.fault_proxy.api import build_app
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--proxy", type=parse_proxy, action="append", default=[], help="NAME=UPSTREAM[@LISTEN]")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(args.port, args.proxy))
+        uvloop.run(serve(args.port, args.proxy))  # a game day on PostgreSQL sends every query through here
     except ProxyError as exc:
         print(f"fault proxy: {exc}", file=sys.stderr)
         return 1
