@@ -37,6 +37,11 @@ from instrumentation.multiprocess import forget_worker, prepare_metrics_dir
 log = logging.getLogger("nova.supervisor")
 # How often a health check that has no answer yet looks whether its worker is still alive.
 HEALTHCHECK_SLICE_SECONDS = 0.05
+# How long a new worker that has never answered a health check may stay silent before it counts
+# as hung. A replacement answers only once it has imported the supervisor's modules (about 0.9 s
+# of CPU); on a machine saturated by the load that lost a worker that took over 5 s, so uvicorn
+# killed healthy replacements as hung and started others, each costing that CPU again.
+STARTUP_GRACE_SECONDS = 20.0
 
 APPS = {
     "payments": "core_services.payments.api:worker_app",
@@ -84,13 +89,16 @@ class Supervisor(Multiprocess):
         self.metrics_dir = metrics_dir
         self.service = service
         self._workers: set[int] = set()
+        self._first_seen: dict[int | None, float] = {}
+        self._answered: set[int | None] = set()
 
     def keep_subprocess_alive(self) -> None:
         before = list(self.processes)
         hung: set[int | None] = set()
         for process in before:
+            self._first_seen.setdefault(process.pid, time.monotonic())
             process.kill = functools.partial(_kill_noting_hung, process, hung)  # type: ignore[method-assign]
-            process._healthcheck = functools.partial(healthcheck_unless_dead, process)  # type: ignore[method-assign]
+            process._healthcheck = functools.partial(self.healthcheck, process)  # type: ignore[method-assign]
         super().keep_subprocess_alive()  # replaces dead workers, and kills and replaces hung ones
         if self.should_exit.is_set():
             return
@@ -100,6 +108,18 @@ class Supervisor(Multiprocess):
                 log.warning("%s worker %s %s; replaced", self.service, process.pid, how)
         self._forget_departed_workers()
 
+    def healthcheck(self, process: Process, timeout: float) -> bool | None:
+        """The worker's startup flag; None (hung or dead) unless it is a new worker that has never
+        answered and is still within its startup grace: that one is alive and not started (False)."""
+        answer = healthcheck_unless_dead(process, timeout)
+        if answer is not None:
+            self._answered.add(process.pid)
+            return answer
+        age = time.monotonic() - self._first_seen.get(process.pid, 0.0)
+        if process.pid not in self._answered and age < STARTUP_GRACE_SECONDS and process.process.is_alive():
+            return False
+        return None
+
     def handle_signals(self) -> None:
         super().handle_signals()  # SIGHUP and SIGTTOU retire workers
         self._forget_departed_workers()
@@ -108,6 +128,8 @@ class Supervisor(Multiprocess):
         current = {process.pid for process in self.processes if process.pid is not None}
         for pid in self._workers - current:
             forget_worker(pid, self.metrics_dir)
+            self._first_seen.pop(pid, None)
+            self._answered.discard(pid)
         self._workers = current
 
 

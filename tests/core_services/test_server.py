@@ -1,4 +1,5 @@
-"""The service supervisor: a lost worker is named in the log at the default level, and noticed at once."""
+"""The service supervisor: a lost worker is named in the log at the default level, and noticed at once;
+a new worker still starting is not taken for a hung one."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any, cast
 import httpx
 from uvicorn.supervisors.multiprocess import Process
 
-from core_services.server import healthcheck_unless_dead
+from core_services.server import STARTUP_GRACE_SECONDS, Supervisor, healthcheck_unless_dead
 from tests.conftest import ADMIN_TOKEN
 from tests.nova.conftest import free_port, worker_pids
 
@@ -77,3 +78,43 @@ def test_a_live_worker_that_does_not_answer_fails_its_health_check_at_the_timeou
     started = time.monotonic()
     assert healthcheck_unless_dead(process, timeout=0.3) is None
     assert time.monotonic() - started >= 0.3
+
+
+def _supervisor_that_first_saw(process: Process, seconds_ago: float) -> Supervisor:
+    """A supervisor's health-check state alone (uvicorn's __init__ would take this process's signals)."""
+    supervisor = Supervisor.__new__(Supervisor)
+    supervisor._first_seen = {process.pid: time.monotonic() - seconds_ago}
+    supervisor._answered = set()
+    return supervisor
+
+
+def _numbered_worker(alive: bool, pid: int) -> tuple[Process, Any]:
+    process, worker_end = _worker(alive)
+    cast(SimpleNamespace, process).pid = pid
+    return process, worker_end
+
+
+def test_a_new_worker_still_importing_is_not_taken_for_hung() -> None:
+    process, _worker_end = _numbered_worker(alive=True, pid=101)
+    supervisor = _supervisor_that_first_saw(process, seconds_ago=1)
+    assert supervisor.healthcheck(process, timeout=0.1) is False
+
+
+def test_a_new_worker_silent_past_its_startup_grace_is_hung() -> None:
+    process, _worker_end = _numbered_worker(alive=True, pid=102)
+    supervisor = _supervisor_that_first_saw(process, seconds_ago=STARTUP_GRACE_SECONDS + 1)
+    assert supervisor.healthcheck(process, timeout=0.1) is None
+
+
+def test_a_worker_that_answered_once_gets_no_grace_when_it_falls_silent() -> None:
+    process, worker_end = _numbered_worker(alive=True, pid=103)
+    supervisor = _supervisor_that_first_saw(process, seconds_ago=1)
+    worker_end.send(True)
+    assert supervisor.healthcheck(process, timeout=0.1) is True
+    assert supervisor.healthcheck(process, timeout=0.1) is None  # frozen now: SIGSTOP in worker-freeze
+
+
+def test_a_new_worker_that_died_while_starting_fails_its_health_check() -> None:
+    process, _worker_end = _numbered_worker(alive=False, pid=104)
+    supervisor = _supervisor_that_first_saw(process, seconds_ago=1)
+    assert supervisor.healthcheck(process, timeout=0.1) is None
