@@ -533,7 +533,7 @@ def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any]) -> 
 
     Plain SQL (`Sql`), written once per table and column set: SQLAlchemy has no cache key
     for the dialects' own INSERT ... ON CONFLICT constructs, so it compiled the statement
-    anew on every call, about a tenth of a portfolio worker's CPU under orders.
+    anew on every call (0.3-0.4 ms of CPU each; every order makes two).
     """
     return bool(_insert_if_absent(table.name, tuple(values)).run(conn, values).rowcount == 1)
 
